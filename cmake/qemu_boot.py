@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Boot a pvkit image under QEMU (TCG), stream its serial console, and report how it ended.
+
+    qemu_boot.py IMAGE [--append CMDLINE] [--timeout S]                  run: exit with the image's status
+    qemu_boot.py IMAGE --expect REGEX [--expect REGEX ...] --status N    check (boot tests)
+
+The image ends a run by writing its status v to the isa-debug-exit port; QEMU then exits with
+(v << 1) | 1, which this script turns back into v. In check mode every --expect must match a whole
+console line, in the order given, and the status must be N; otherwise it says what went wrong and
+exits 1.
+"""
+
+import argparse
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import sys
+import time
+
+MACHINE = ["-M", "microvm", "-accel", "tcg", "-cpu", "max"]
+DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+
+
+def qemu_command(qemu, options):
+    command = [qemu, *MACHINE, "-m", options.memory, "-nodefaults", "-display", "none", "-no-reboot",
+               "-serial", "stdio", *DEBUG_EXIT, "-kernel", options.image]
+    if options.append:
+        command += ["-append", options.append]
+    return command
+
+
+def run(command, timeout, echo):
+    """Run QEMU; return (console lines, QEMU's exit status or None on time-out, seconds taken)."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    output = bytearray()
+    deadline = started + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            process.kill()
+            process.wait()
+            return _lines(output), None, time.monotonic() - started
+        if not selector.select(timeout=min(remaining, 0.5)):
+            continue
+        chunk = os.read(process.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        output += chunk
+        if echo:
+            sys.stdout.write(chunk.decode("utf-8", "replace").replace("\r\n", "\n"))
+            sys.stdout.flush()
+    status = process.wait()
+    return _lines(output), status, time.monotonic() - started
+
+
+def _lines(output):
+    return output.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
+
+
+def image_status(qemu_status):
+    """The status the image wrote to isa-debug-exit, or None if QEMU ended some other way."""
+    return qemu_status >> 1 if qemu_status is not None and qemu_status & 1 else None
+
+
+def describe_end(qemu_status, timeout):
+    if qemu_status is None:
+        return f"timed out after {timeout:g} s"
+    if image_status(qemu_status) is not None:
+        return f"exited with status {image_status(qemu_status)}"
+    return (f"QEMU exited with {qemu_status} without the image writing isa-debug-exit "
+            "(a triple fault or reset ends QEMU this way under -no-reboot)")
+
+
+def check(lines, expectations):
+    """The first expectation that no line matches in order, or None when all match."""
+    position = 0
+    for pattern in expectations:
+        regex = re.compile(pattern)
+        while position < len(lines) and not regex.fullmatch(lines[position]):
+            position += 1
+        if position == len(lines):
+            return pattern
+        position += 1
+    return None
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image")
+    parser.add_argument("--append", default="", help="the image's command line")
+    parser.add_argument("--memory", default="128M", help="guest RAM, as QEMU's -m")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the run is stopped")
+    parser.add_argument("--expect", action="append", default=[], metavar="REGEX",
+                        help="a console line that must appear (in order with the others)")
+    parser.add_argument("--status", type=int, help="the status the image must end with")
+    options = parser.parse_args(argv)
+
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        print("qemu_boot: qemu-system-x86_64 not found (Debian package qemu-system-x86)", file=sys.stderr)
+        return 2
+    if not os.path.isfile(options.image):
+        print(f"qemu_boot: no image at {options.image}", file=sys.stderr)
+        return 2
+    checking = bool(options.expect) or options.status is not None
+    command = qemu_command(qemu, options)
+    if checking:
+        print("$ " + " ".join(command))
+    lines, qemu_status, seconds = run(command, options.timeout, echo=True)
+    ending = describe_end(qemu_status, options.timeout)
+    if not checking:
+        status = image_status(qemu_status)
+        if status is None:
+            print(f"qemu_boot: {ending}", file=sys.stderr)
+            return 1
+        return status
+    print(f"--- {ending} after {seconds:.2f} s")
+    problems = []
+    missing = check(lines, options.expect)
+    if missing is not None:
+        problems.append(f"no console line matched /{missing}/ (after the lines matched before it)")
+    if options.status is not None and image_status(qemu_status) != options.status:
+        problems.append(f"expected status {options.status}, but {ending}")
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// What GCC-compiled freestanding C++ still expects from a runtime. There is no
+// libc: the compiler may emit calls to the mem* functions for copies and
+// zeroing, and the C++ ABI needs the few symbols below.
+#include <cstddef>
+
+#include "cpu.hpp"
+
+extern "C" {
+
+// rep movsb/stosb rather than C loops: GCC can turn a byte loop inside memset
+// back into a call to memset, which would recurse.
+void* memcpy(void* dest, const void* src, std::size_t n) {
+    void* ret = dest;
+    asm volatile("rep movsb" : "+D"(dest), "+S"(src), "+c"(n) : : "memory");
+    return ret;
+}
+
+void* memset(void* dest, int value, std::size_t n) {
+    void* ret = dest;
+    asm volatile("rep stosb" : "+D"(dest), "+c"(n) : "a"(value) : "memory");
+    return ret;
+}
+
+void* memmove(void* dest, const void* src, std::size_t n) {
+    auto* d = static_cast<unsigned char*>(dest);
+    const auto* s = static_cast<const unsigned char*>(src);
+    if (d <= s || d >= s + n) {
+        return memcpy(dest, src, n);
+    }
+    // Overlap with dest above src: copy backwards, from the last byte down.
+    d += n - 1;
+    s += n - 1;
+    asm volatile("std; rep movsb; cld" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+    return dest;
+}
+
+int memcmp(const void* lhs, const void* rhs, std::size_t n) {
+    const auto* a = static_cast<const unsigned char*>(lhs);
+    const auto* b = static_cast<const unsigned char*>(rhs);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (a[i] != b[i]) {
+            return a[i] < b[i] ? -1 : 1;
+        }
+    }
+    return 0;
+}
+
+// A pure virtual function was called through a half-built or half-destroyed object.
+[[noreturn]] void __cxa_pure_virtual() { pvkit::hv::cpu::halt_forever(); }
+
+// Destructors of globals would run at exit; the hypervisor never exits, so
+// registering them is a no-op.
+int __cxa_atexit(void (*)(void*), void*, void*) { return 0; }
+
+// Identifies this image to __cxa_atexit; hidden so -fpie code reaches it directly.
+__attribute__((visibility("hidden"))) void* __dso_handle = &__dso_handle;
+
+}  // extern "C"
+
+// Referenced by deleting destructors of polymorphic classes (GCC asks for the
+// unsized form beside the sized one); there is no heap
+// yet, so reaching it is a bug.
+void operator delete(void*, std::size_t) noexcept { pvkit::hv::cpu::halt_forever(); }
+void operator delete(void*) noexcept { pvkit::hv::cpu::halt_forever(); }

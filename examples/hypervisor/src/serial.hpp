@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Polled 16550 UART driver: enough for boot messages and the test harness,
+// which reads COM1 through QEMU's -serial stdio.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace pvkit::hv {
+
+class Serial {
+public:
+    static constexpr std::uint16_t kCom1 = 0x3f8;
+
+    explicit constexpr Serial(std::uint16_t io_base) : base_(io_base) {}
+
+    // 115200 baud, 8 data bits, no parity, 1 stop bit, FIFOs on, interrupts off.
+    void init() const;
+    // Writes one byte as-is once the transmit holding register is empty.
+    void put_byte(char c) const;
+    // Writes text, turning "\n" into "\r\n" so raw terminals show lines.
+    void write(std::string_view text) const;
+    void write_decimal(std::uint64_t value) const;
+
+private:
+    std::uint16_t base_;
+};
+
+}  // namespace pvkit::hv
