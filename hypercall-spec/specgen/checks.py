@@ -6,12 +6,12 @@ XEN_SIGNEDNESS = "(((%s)-1) > 0)"  # true for unsigned types
 
 
 def field_paths(spec, aggregate, prefix=""):
-    """(dotted member path, is an integer) for each member of an aggregate, descending into
-    members that have no Xen name."""
+    """(dotted member path, is an integer, spec location) for each member of an aggregate,
+    descending into members that have no Xen name."""
     for item in aggregate.fields:
         path = prefix + item.name
         inner = spec.aggregates.get(item.type.base) if not item.type.handle_of else None
-        yield path, inner is None and not item.type.handle_of and not item.type.dims
+        yield path, inner is None and not item.type.handle_of and not item.type.dims, item.where
         if inner is not None and not inner.xen:
             element = path + "[0]" * len(item.type.dims)
             yield from field_paths(spec, inner, element + ".")
@@ -23,33 +23,37 @@ def emit_abi_check(spec):
            "#include <stddef.h>", "#include <stdio.h>", "#include <stdint.h>", ""]
     out += [f"#include <{header}>" for header in spec.xen_headers]
     out += ["", "#include <pvkit/xen-abi.h>", "",
-            "#define SAME(ours, xens) _Static_assert((ours) == (xens), #ours \" == \" #xens)", ""]
+            "/* Each check names the spec line it comes from. */",
+            "#define SAME(where, ours, xens) _Static_assert((ours) == (xens), where \": \" #ours \" == \" #xens)",
+            ""]
     counts = {"constants": 0, "types": 0, "members": 0}
     for constant in spec.constants.values():
         if constant.xen:
-            out.append(f"SAME(PVK_{constant.name}, {constant.xen});")
+            out.append(f'SAME("{constant.where}", PVK_{constant.name}, {constant.xen});')
             counts["constants"] += 1
     for call in spec.hypercalls:
-        out.append(f"SAME(PVK_HYPERVISOR_{call.name}, {call.xen});")
+        out.append(f'SAME("{call.where}", PVK_HYPERVISOR_{call.name}, {call.xen});')
         counts["constants"] += 1
     out.append("")
     for typedef in spec.typedefs.values():
-        ours, xens = f"pvk_{typedef.name}", typedef.xen
-        out += [f"SAME(sizeof({ours}), sizeof({xens}));", f"SAME(_Alignof({ours}), _Alignof({xens}));",
-                f"SAME({XEN_SIGNEDNESS % ours}, {XEN_SIGNEDNESS % xens});"]
+        ours, xens, at = f"pvk_{typedef.name}", typedef.xen, f'"{typedef.where}"'
+        out += [f"SAME({at}, sizeof({ours}), sizeof({xens}));", f"SAME({at}, _Alignof({ours}), _Alignof({xens}));",
+                f"SAME({at}, {XEN_SIGNEDNESS % ours}, {XEN_SIGNEDNESS % xens});"]
         counts["types"] += 1
     for aggregate in spec.aggregates.values():
         if not aggregate.xen:
             continue
-        ours, xens = f"{aggregate.kind} pvk_{aggregate.name}", aggregate.xen
-        out += [f"SAME(sizeof({ours}), sizeof({xens}));", f"SAME(_Alignof({ours}), _Alignof({xens}));"]
+        ours, xens, at = f"{aggregate.kind} pvk_{aggregate.name}", aggregate.xen, f'"{aggregate.where}"'
+        out += [f"SAME({at}, sizeof({ours}), sizeof({xens}));", f"SAME({at}, _Alignof({ours}), _Alignof({xens}));"]
         counts["types"] += 1
-        for path, is_integer in field_paths(spec, aggregate):
-            out += [f"SAME(offsetof({ours}, {path}), offsetof({xens}, {path}));",
-                    f"SAME(sizeof((({ours} *)0)->{path}), sizeof((({xens} *)0)->{path}));"]
+        for path, is_integer, where in field_paths(spec, aggregate):
+            at = f'"{where}"'
+            out += [f"SAME({at}, offsetof({ours}, {path}), offsetof({xens}, {path}));",
+                    f"SAME({at}, sizeof((({ours} *)0)->{path}), sizeof((({xens} *)0)->{path}));"]
             if is_integer:
                 member = "__typeof__((({} *)0)->" + path + ")"
-                out.append(f"SAME({XEN_SIGNEDNESS % member.format(ours)}, {XEN_SIGNEDNESS % member.format(xens)});")
+                out.append(f"SAME({at}, {XEN_SIGNEDNESS % member.format(ours)}, "
+                           f"{XEN_SIGNEDNESS % member.format(xens)});")
             counts["members"] += 1
     out += ["", "/* Every stub, so that its inline assembly is assembled and linked. */",
             "char pvk_hypercall_page[4096];", "static const void *const stubs[] = {"]

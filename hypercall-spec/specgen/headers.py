@@ -11,9 +11,9 @@ def c_literal(value, cxx=False):
     if value < 0:
         return f"({value})"
     if value > 0xFFFFFFFF:
-        return f"UINT64_C({value:#x})" if not cxx else f"{value:#x}ull"
+        return f"PVK_U64({value:#x})" if not cxx else f"{value:#x}ull"
     if value > 0x7FFFFFFF:
-        return f"{value:#x}u"
+        return f"PVK_U32({value:#x})" if not cxx else f"{value:#x}u"
     return str(value) if value < 0x10000 else f"{value:#x}"
 
 
@@ -119,13 +119,9 @@ def subop_wrappers(spec):
 def emit_c_header(spec):
     names = Names(spec, cxx=False)
     out = [f"/* {BANNER} */", "#ifndef PVKIT_XEN_ABI_H", "#define PVKIT_XEN_ABI_H", "",
-           "#include <stddef.h>", "#include <stdint.h>", "",
-           "#ifdef __cplusplus", '#define PVK_STATIC_ASSERT(cond, what) static_assert(cond, what)',
-           'extern "C" {', "#else", "#define PVK_STATIC_ASSERT(cond, what) _Static_assert(cond, what)",
-           "#endif", ""]
-    for typedef in spec.typedefs.values():
-        out.append(f"typedef {names.declaration(typedef.type, 'pvk_' + typedef.name)};")
-    out.append("")
+           "/* The constants come first and are usable from assembly; the rest is C. */",
+           "#ifdef __ASSEMBLER__", "#define PVK_U32(x) x", "#define PVK_U64(x) x", "#else",
+           "#define PVK_U32(x) x##u", "#define PVK_U64(x) x##ull", "#endif", ""]
     for group in spec.groups:
         out.append(f"/* {group.name}{': ' + group.doc if group.doc else ''} */")
         for constant in group.constants:
@@ -133,6 +129,12 @@ def emit_c_header(spec):
         out.append("")
     for call in sorted(spec.hypercalls, key=lambda c: c.number):
         out.append(f"#define PVK_HYPERVISOR_{call.name} {call.number}")
+    out += ["", "#ifndef __ASSEMBLER__", "#include <stddef.h>", "#include <stdint.h>", "",
+            "#ifdef __cplusplus", '#define PVK_STATIC_ASSERT(cond, what) static_assert(cond, what)',
+            'extern "C" {', "#else", "#define PVK_STATIC_ASSERT(cond, what) _Static_assert(cond, what)",
+            "#endif", ""]
+    for typedef in spec.typedefs.values():
+        out.append(f"typedef {names.declaration(typedef.type, 'pvk_' + typedef.name)};")
     out += ["", "/* Guest handles: a guest pointer inside a structure, 8 bytes as XEN_GUEST_HANDLE(T). */"]
     for target in sorted(handle_targets(spec)):
         out.append(f"typedef struct {{ {names.scalar(target)} *p; }} pvk_handle_{target};")
@@ -153,7 +155,7 @@ def emit_c_header(spec):
         values = [f"PVK_{constant.name}" if v is None else v for v in values]
         out += [f"static inline long pvk_{constant.name.lower()}({stub_parameters(names, params)})",
                 "{", stub_body(call, values, "    "), "}", ""]
-    out += ["#ifdef __cplusplus", "}", "#endif", "#endif", ""]
+    out += ["#ifdef __cplusplus", "}", "#endif", "#endif /* __ASSEMBLER__ */", "#endif", ""]
     return "\n".join(out)
 
 

@@ -1,0 +1,25 @@
+// Start of day in C++: constructors, the guest's main function, and a shutdown that says how it went.
+#include <pvkit/guest.h>
+#include <pvkit/hypercalls.hpp>
+
+namespace {
+using Constructor = void (*)();
+extern "C" Constructor __init_array_start[], __init_array_end[];
+
+void run_constructors() {
+    for (Constructor* constructor = __init_array_start; constructor != __init_array_end; ++constructor)
+        (*constructor)();
+}
+
+[[noreturn]] void shut_down(pvkit::abi::ShutdownReason reason) {
+    pvkit::abi::sched_shutdown request{static_cast<unsigned>(reason)};
+    for (;;)  // SCHEDOP_shutdown does not return; if a broken hypervisor lets it, ask again
+        pvkit::hypercall::schedop_shutdown(&request);
+}
+}  // namespace
+
+extern "C" [[noreturn]] void pvk_start(const pvk_start_info* start_info) {
+    run_constructors();
+    const int status = pvk_main(start_info);
+    shut_down(status == 0 ? pvkit::abi::ShutdownReason::poweroff : pvkit::abi::ShutdownReason::crash);
+}
