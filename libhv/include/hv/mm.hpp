@@ -1,0 +1,153 @@
+// The frame table: who owns each machine frame, how many references it has, what type it has.
+//
+// The invariants it keeps are written at the top of libhv/src/mm/frame_table.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/set.hpp>
+
+#include <hv/core.hpp>
+
+namespace hv::mm {
+
+inline constexpr std::uint64_t page_size = 4096;
+inline constexpr unsigned entries_per_table = 512;
+
+// What a frame is used as. A frame has one type at a time; only a frame whose type count is zero
+// can change type.
+enum class PageType : std::uint8_t {
+    none,      // ordinary memory, mapped read-only or not at all
+    l1,        // page tables, by level
+    l2,
+    l3,
+    l4,
+    seg_desc,  // a GDT or LDT page
+    writable,  // mapped writable somewhere
+};
+
+constexpr PageType table_type(unsigned level) { return static_cast<PageType>(level); }
+constexpr bool is_page_table(PageType type) { return type >= PageType::l1 && type <= PageType::l4; }
+constexpr unsigned table_level(PageType type) { return static_cast<unsigned>(type); }
+
+using FrameLink = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::normal_link>>;
+
+// One machine frame's bookkeeping: 32 bytes, as Xen's page_info.
+struct PageInfo {
+    FrameLink link;                  // in the owner's frame list, or in the heap's free list
+    std::uint32_t ref_count = 0;     // general references: allocation, mappings, table entries, pins, bases
+    std::uint32_t type_count = 0;    // references that need the frame to keep `type`
+    DomId owner{pvkit::abi::DOMID_INVALID};
+    PageType type = PageType::none;
+    std::uint8_t flags = 0;
+    std::int16_t linear_count = 0;   // >0: holds that many linear entries; <0: the target of that many
+
+    static constexpr std::uint8_t allocated = 1 << 0;  // owns the owner's allocation reference
+    static constexpr std::uint8_t pinned = 1 << 1;     // a pin holds one type and one general reference
+    static constexpr std::uint8_t shared = 1 << 2;     // hypervisor memory shared with the owner (shared_info...)
+
+    bool has(std::uint8_t flag) const { return (flags & flag) != 0; }
+};
+static_assert(sizeof(PageInfo) <= 32, "Xen's page_info is 32 bytes; ours must not be larger");
+
+using FrameList = boost::intrusive::list<PageInfo, boost::intrusive::member_hook<PageInfo, FrameLink, &PageInfo::link>,
+                                         boost::intrusive::constant_time_size<false>>;
+
+// A domain as the memory component sees it. It takes part in a FrameTable between
+// FrameTable::add_domain and FrameTable::remove_domain.
+struct DomainMemory {
+    explicit DomainMemory(DomId domain_id, std::uint64_t page_limit, bool is_privileged = false)
+        : id{domain_id}, max_pages{page_limit}, privileged{is_privileged} {}
+    DomainMemory(const DomainMemory&) = delete;
+    DomainMemory& operator=(const DomainMemory&) = delete;
+
+    boost::intrusive::set_member_hook<boost::intrusive::link_mode<boost::intrusive::normal_link>> registry_link;
+    DomId id;
+    std::uint64_t max_pages;
+    bool privileged;
+    bool writable_pagetables = false;  // VMASST_TYPE_writable_pagetables
+    std::uint64_t tot_pages = 0;       // frames the domain owns, in either list
+    FrameList frames;                  // every frame the domain owns, shared frames included...
+    FrameList relinquished;            // ...but those whose references teardown has already dropped
+};
+
+struct DomainIdOf {
+    using type = DomId;
+    const DomId& operator()(const DomainMemory& domain) const { return domain.id; }
+};
+using DomainRegistry = boost::intrusive::set<
+    DomainMemory,
+    boost::intrusive::member_hook<DomainMemory, decltype(DomainMemory::registry_link), &DomainMemory::registry_link>,
+    boost::intrusive::key_of_value<DomainIdOf>>;
+
+// What the memory component needs from the machine.
+class MemoryPlatform {
+public:
+    // The frame's contents, writable by the hypervisor (a direct map, an array, mmap'ed RAM...).
+    virtual std::byte* map(Mfn frame) = 0;
+    // Entries the hypervisor keeps in L4 slots 256-271 of every guest L4 of `domain`.
+    virtual std::uint64_t hypervisor_l4_entry(const DomainMemory& domain, unsigned slot) = 0;
+    // The domain's TLBs may hold stale translations: flush them (every vCPU of the domain).
+    virtual void flush_tlb(const DomainMemory& domain) = 0;
+
+protected:
+    ~MemoryPlatform() = default;
+};
+
+// The frame table and the heap of free frames, over storage the embedder provides.
+class FrameTable {
+public:
+    // `frames` has one PageInfo per machine frame; `machine_to_phys` one entry per machine frame.
+    FrameTable(MemoryPlatform& platform, std::span<PageInfo> frames, std::span<std::uint64_t> machine_to_phys);
+    FrameTable(const FrameTable&) = delete;
+    FrameTable& operator=(const FrameTable&) = delete;
+
+    MemoryPlatform& platform() { return platform_; }
+    std::uint64_t frame_count() const { return frames_.size(); }
+    bool is_valid(Mfn frame) const { return frame.value < frames_.size(); }
+    PageInfo& info(Mfn frame) { return frames_[frame.value]; }
+    const PageInfo& info(Mfn frame) const { return frames_[frame.value]; }
+    Mfn mfn_of(const PageInfo& page) const { return Mfn{static_cast<std::uint64_t>(&page - frames_.data())}; }
+    std::uint64_t free_frames() const { return free_count_; }
+
+    // Domains whose frames this table tracks. add_domain fails with eexist for a taken id;
+    // remove_domain with ebusy while the domain still owns frames.
+    Result<void> add_domain(DomainMemory& domain);
+    Result<void> remove_domain(DomainMemory& domain);
+    DomainMemory* domain(DomId id);
+    const DomainRegistry& domains() const { return domains_; }
+
+    // Hands frames [first, first + count) to the heap. They must be unowned.
+    void add_to_heap(Mfn first, std::uint64_t count);
+    // A zeroed frame for `domain`, holding its allocation reference; enomem past max_pages or when
+    // the heap is empty.
+    Result<Mfn> allocate(DomainMemory& domain);
+    // Gives a hypervisor frame (shared_info, grant-table frames) to `domain` to map, writable.
+    void share_with(DomainMemory& domain, Mfn frame);
+    // Drops the allocation reference: the frame leaves `domain` and is freed on its last put.
+    Result<void> release(DomainMemory& domain, Mfn frame);
+
+    // A general reference on a frame owned by `owner` (false: not owned by it, or the count would
+    // overflow). Every successful get is matched by one put_page.
+    [[nodiscard]] bool get_page(Mfn frame, const DomainMemory& owner);
+    void put_page(Mfn frame);
+
+    // The machine-to-phys table: the guest frame number each machine frame holds.
+    std::uint64_t machine_to_phys(Mfn frame) const { return m2p_[frame.value]; }
+    void set_machine_to_phys(Mfn frame, std::uint64_t gfn) { m2p_[frame.value] = gfn; }
+
+private:
+    void free(PageInfo& page);
+
+    MemoryPlatform& platform_;
+    std::span<PageInfo> frames_;
+    std::span<std::uint64_t> m2p_;
+    DomainRegistry domains_;
+    FrameList free_list_;
+    std::uint64_t free_count_ = 0;
+};
+
+}  // namespace hv::mm

@@ -1,0 +1,109 @@
+// x86-64 PV page tables: validation of guest page-table entries, types on first use, pins and bases.
+//
+// A PV guest writes its own page tables only through the hypervisor; this component decides what
+// each entry may map and keeps the frame table's counts exact (see libhv/src/mm/frame_table.cpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include <hv/mm.hpp>
+
+namespace hv::mm {
+
+// Bits of an x86-64 page-table entry.
+namespace pte {
+inline constexpr std::uint64_t present = 1ull << 0;
+inline constexpr std::uint64_t writable = 1ull << 1;
+inline constexpr std::uint64_t user = 1ull << 2;
+inline constexpr std::uint64_t write_through = 1ull << 3;
+inline constexpr std::uint64_t cache_disable = 1ull << 4;
+inline constexpr std::uint64_t accessed = 1ull << 5;
+inline constexpr std::uint64_t dirty = 1ull << 6;
+inline constexpr std::uint64_t large = 1ull << 7;  // a superpage at L2/L3, the PAT bit at L1
+inline constexpr std::uint64_t global = 1ull << 8;
+inline constexpr std::uint64_t guest_kernel = 1ull << 52;  // software bit: a guest-kernel mapping (Xen's choice)
+inline constexpr std::uint64_t no_execute = 1ull << 63;
+inline constexpr std::uint64_t frame_mask = 0x000F'FFFF'FFFF'F000;
+
+constexpr Mfn frame(std::uint64_t entry) { return Mfn{(entry & frame_mask) >> 12}; }
+}  // namespace pte
+
+// L4 slots 256-271 belong to the hypervisor in every guest address space.
+inline constexpr unsigned first_hypervisor_l4_slot = 256;
+inline constexpr unsigned hypervisor_l4_slot_count = 16;
+constexpr bool is_hypervisor_l4_slot(unsigned slot) {
+    return slot >= first_hypervisor_l4_slot && slot < first_hypervisor_l4_slot + hypervisor_l4_slot_count;
+}
+
+// The page-table roots of one vCPU: each holds a general and an L4 type reference.
+struct VcpuBases {
+    DomId domain;
+    std::optional<Mfn> kernel;
+    std::optional<Mfn> user;
+};
+
+class PageTables {
+public:
+    explicit PageTables(FrameTable& frames) : frames_{frames} {}
+
+    FrameTable& frames() { return frames_; }
+
+    // A type reference: the first one gives the frame its type, validating every entry of a page
+    // table (and taking the references they need); the last one devalidates it.
+    Result<void> get_type(Mfn frame, PageType type, DomainMemory& owner);
+    void put_type(Mfn frame);
+
+    // mmuext_op PIN_Lx_TABLE / UNPIN_TABLE.
+    Result<void> pin(DomainMemory& domain, Mfn frame, unsigned level);
+    Result<void> unpin(DomainMemory& domain, Mfn frame);
+
+    // mmuext_op NEW_BASEPTR / NEW_USER_BASEPTR (frame 0 clears the user base).
+    Result<void> set_kernel_base(DomainMemory& domain, VcpuBases& bases, Mfn frame);
+    Result<void> set_user_base(DomainMemory& domain, VcpuBases& bases, Mfn frame);
+
+    // Entry `index` of page table `table`, owned by `table_owner`, becomes `value` once validated;
+    // a mapped frame must belong to `frame_owner` (the foreign domain of mmu_update, else the table's
+    // owner). With `preserve_ad` the entry keeps its accessed and dirty bits. On failure nothing changes.
+    Result<void> update_entry(DomainMemory& table_owner, DomainMemory& frame_owner, Mfn table, unsigned index,
+                              std::uint64_t value, bool preserve_ad);
+
+    // Teardown, in bounded steps: drops the bases, every pin and every allocation reference of the
+    // domain, at most `budget` frames per call. True once nothing is left to drop; the frames
+    // return to the heap as their last references go.
+    bool relinquish(DomainMemory& domain, std::span<VcpuBases> bases, unsigned budget);
+
+    // The current value of an entry, as the hypervisor sees it.
+    std::uint64_t read_entry(Mfn table, unsigned index);
+
+private:
+    Result<void> acquire_entry(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& table_owner,
+                                        DomainMemory& frame_owner);
+    void release_entry(unsigned level, std::uint64_t entry, Mfn table);
+    Result<void> acquire_linear(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& owner);
+    Result<void> validate_table(Mfn table, unsigned level, DomainMemory& owner);
+    void devalidate_table(Mfn table, unsigned level);
+    Result<void> get_page_and_type(Mfn frame, PageType type, DomainMemory& owner);
+    void put_page_and_type(Mfn frame);
+    std::span<std::uint64_t, entries_per_table> table_entries(Mfn table);
+
+    FrameTable& frames_;
+};
+
+// Recomputes every reference and type count from the page tables, pins and bases, and checks the
+// rules that must always hold. Returns the first violation found, or an empty optional. For tests
+// and debug builds: it reads every frame, with `scratch` (one element per frame) to count in.
+struct InvariantViolation {
+    const char* what;
+    Mfn frame;
+};
+struct ExpectedCounts {
+    std::uint32_t refs;
+    std::uint32_t types;
+    std::int32_t linear;
+};
+std::optional<InvariantViolation> check_invariants(FrameTable& frames, std::span<const VcpuBases> bases,
+                                                   std::span<ExpectedCounts> scratch);
+
+}  // namespace hv::mm

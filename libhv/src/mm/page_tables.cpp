@@ -1,0 +1,309 @@
+// Validation of x86-64 PV page-table entries, and the type references that drive it.
+//
+// What a present entry may hold (Xen's rules for 64-bit PV guests):
+//   - flags: present, writable, user, accessed, dirty, the software bits 9-11 and 52-62, and NX;
+//     an L1 entry may also be global. Cache attributes (PWT, PCD, PAT) are refused for domains
+//     without I/O access, and so are superpages (PSE at L2/L3): einval.
+//   - an L1 entry maps RAM of the page owner (ebusy otherwise, eperm for a frame that is not RAM);
+//     a writable one needs the frame's `writable` type, which a page table never has (ebusy).
+//   - an L2/L3/L4 entry links a table of the next level down owned by the same domain, validated
+//     on first use (einval otherwise); or, read-only, a table of its own level (a linear mapping,
+//     see frame_table.cpp).
+//   - L4 slots 256-271 are the hypervisor's: a table's guest values there are replaced when it is
+//     validated, and the guest can never write them (einval).
+// Every present entry gets the user bit: guest kernels run in ring 3. A kernel mapping (an L1 entry
+// the guest wrote without the user bit) is marked with the guest-kernel bit 52 so that it stays
+// told apart, and may not be global: it would survive the switch to guest user mode (einval).
+#include <hv/page_tables.hpp>
+
+namespace hv::mm {
+namespace {
+
+// Bits a guest may set in a present entry at any level.
+constexpr std::uint64_t software_bits_low = 0x7ull << 9;
+constexpr std::uint64_t software_bits_high = 0x7FFull << 52;
+constexpr std::uint64_t permitted_flags = pte::present | pte::writable | pte::user | pte::accessed | pte::dirty |
+                                          software_bits_low | software_bits_high | pte::no_execute;
+constexpr std::uint64_t flag_bits = ~pte::frame_mask;
+
+constexpr std::uint64_t disallowed_flags(unsigned level) {
+    const std::uint64_t permitted = level == 1 ? permitted_flags | pte::global : permitted_flags;
+    return flag_bits & ~permitted;
+}
+
+// A present upper-level entry links a table one level down, or, for a linear mapping, its own level.
+constexpr PageType linked_type(unsigned level) { return table_type(level - 1); }
+
+constexpr bool is_kernel_mapping(std::uint64_t l1_entry) {
+    return !(l1_entry & pte::user) || (l1_entry & pte::guest_kernel);
+}
+
+// The entry as the hypervisor stores it: what the guest wrote plus the bits ring-3 kernels need.
+constexpr std::uint64_t adjust_entry(unsigned level, std::uint64_t entry) {
+    if (!(entry & pte::present))
+        return entry;
+    if (level == 1)
+        return is_kernel_mapping(entry) ? entry | pte::user | pte::guest_kernel : entry;
+    return level == 4 ? entry | pte::user | pte::accessed : entry | pte::user;
+}
+
+}  // namespace
+
+std::span<std::uint64_t, entries_per_table> PageTables::table_entries(Mfn table) {
+    return std::span<std::uint64_t, entries_per_table>{reinterpret_cast<std::uint64_t*>(frames_.platform().map(table)),
+                                                       entries_per_table};
+}
+
+std::uint64_t PageTables::read_entry(Mfn table, unsigned index) { return table_entries(table)[index]; }
+
+Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner) {
+    PageInfo& page = frames_.info(frame);
+    if (page.type_count != 0) {
+        if (page.type != type || page.type_count == UINT32_MAX)
+            return Errc::einval;
+        ++page.type_count;
+        return {};
+    }
+    if (page.has(PageInfo::shared) && type != PageType::writable)
+        return Errc::einval;  // hypervisor pages shared with a guest only ever hold data
+    page.type = type;
+    page.type_count = 1;
+    if (is_page_table(type)) {
+        if (auto validated = validate_table(frame, table_level(type), owner); !validated) {
+            page.type = PageType::none;
+            page.type_count = 0;
+            return validated;
+        }
+    }
+    return {};
+}
+
+void PageTables::put_type(Mfn frame) {
+    PageInfo& page = frames_.info(frame);
+    if (--page.type_count != 0)
+        return;
+    if (is_page_table(page.type))
+        devalidate_table(frame, table_level(page.type));
+    page.type = PageType::none;
+}
+
+Result<void> PageTables::get_page_and_type(Mfn frame, PageType type, DomainMemory& owner) {
+    if (!frames_.get_page(frame, owner))
+        return Errc::einval;
+    if (auto typed = get_type(frame, type, owner); !typed) {
+        frames_.put_page(frame);
+        return typed;
+    }
+    return {};
+}
+
+void PageTables::put_page_and_type(Mfn frame) {
+    put_type(frame);
+    frames_.put_page(frame);
+}
+
+Result<void> PageTables::acquire_entry(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& table_owner,
+                                       DomainMemory& frame_owner) {
+    if (!(entry & pte::present))
+        return {};
+    if (entry & disallowed_flags(level))
+        return Errc::einval;
+    const Mfn target = pte::frame(entry);
+    if (level == 1) {
+        if ((entry & pte::global) && is_kernel_mapping(entry))
+            return Errc::einval;
+        if (!frames_.is_valid(target))
+            return Errc::eperm;  // not RAM: I/O memory, which only domains with I/O access may map
+        if (!frames_.get_page(target, frame_owner))
+            return Errc::ebusy;
+        if ((entry & pte::writable) && !get_type(target, PageType::writable, frame_owner)) {
+            frames_.put_page(target);
+            return Errc::ebusy;
+        }
+        return {};
+    }
+    if (target == table) {
+        // A table mapping itself, read-only, holds no reference: it would keep itself alive.
+        if (entry & pte::writable)
+            return Errc::einval;
+        return {};
+    }
+    if (!frames_.get_page(target, table_owner))
+        return Errc::einval;
+    if (auto typed = get_type(target, linked_type(level), table_owner); !typed) {
+        const bool linear = frames_.info(target).type == table_type(level) && typed.error() == Errc::einval;
+        if (!linear || !acquire_linear(level, entry, table, table_owner)) {
+            frames_.put_page(target);
+            return typed.error();
+        }
+    }
+    return {};
+}
+
+Result<void> PageTables::acquire_linear(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& owner) {
+    PageInfo& holder = frames_.info(table);
+    PageInfo& target = frames_.info(pte::frame(entry));
+    // Read-only, one level deep: a table that holds linear entries is never a linear target itself.
+    if ((entry & pte::writable) || holder.linear_count < 0 || target.linear_count > 0 ||
+        holder.linear_count == INT16_MAX || target.linear_count == INT16_MIN || holder.owner != owner.id)
+        return Errc::einval;
+    if (auto typed = get_type(pte::frame(entry), table_type(level), owner); !typed)
+        return typed;
+    ++holder.linear_count;
+    --target.linear_count;
+    return {};
+}
+
+void PageTables::release_entry(unsigned level, std::uint64_t entry, Mfn table) {
+    if (!(entry & pte::present))
+        return;
+    const Mfn target = pte::frame(entry);
+    if (level == 1) {
+        if (entry & pte::writable)
+            put_type(target);
+        frames_.put_page(target);
+        return;
+    }
+    if (target == table)
+        return;
+    if (frames_.info(target).type == table_type(level)) {
+        ++frames_.info(target).linear_count;
+        --frames_.info(table).linear_count;
+    }
+    put_page_and_type(target);
+}
+
+Result<void> PageTables::validate_table(Mfn table, unsigned level, DomainMemory& owner) {
+    auto entries = table_entries(table);
+    // Take every entry's references first and write nothing, so that a failure leaves the table as
+    // the guest wrote it.
+    for (unsigned i = 0; i < entries_per_table; ++i) {
+        if (level == 4 && is_hypervisor_l4_slot(i))
+            continue;
+        if (auto acquired = acquire_entry(level, entries[i], table, owner, owner); !acquired) {
+            while (i-- > 0) {
+                if (!(level == 4 && is_hypervisor_l4_slot(i)))
+                    release_entry(level, entries[i], table);
+            }
+            return acquired;
+        }
+    }
+    for (unsigned i = 0; i < entries_per_table; ++i)
+        entries[i] = adjust_entry(level, entries[i]);
+    if (level == 4) {
+        for (unsigned slot = first_hypervisor_l4_slot; slot < first_hypervisor_l4_slot + hypervisor_l4_slot_count; ++slot)
+            entries[slot] = frames_.platform().hypervisor_l4_entry(owner, slot);
+    }
+    return {};
+}
+
+void PageTables::devalidate_table(Mfn table, unsigned level) {
+    auto entries = table_entries(table);
+    for (unsigned i = 0; i < entries_per_table; ++i) {
+        if (level == 4 && is_hypervisor_l4_slot(i))
+            continue;
+        release_entry(level, entries[i], table);
+    }
+}
+
+Result<void> PageTables::update_entry(DomainMemory& table_owner, DomainMemory& frame_owner, Mfn table, unsigned index,
+                                      std::uint64_t value, bool preserve_ad) {
+    if (!frames_.is_valid(table) || index >= entries_per_table)
+        return Errc::einval;
+    const PageInfo& page = frames_.info(table);
+    if (page.owner != table_owner.id || !is_page_table(page.type) || page.type_count == 0)
+        return Errc::einval;
+    const unsigned level = table_level(page.type);
+    if (level == 4 && is_hypervisor_l4_slot(index))
+        return Errc::einval;
+    auto entries = table_entries(table);
+    const std::uint64_t old = entries[index];
+    if (preserve_ad)
+        value = (value & ~(pte::accessed | pte::dirty)) | (old & (pte::accessed | pte::dirty));
+    DomainMemory& mapped_owner = level == 1 ? frame_owner : table_owner;
+    if (auto acquired = acquire_entry(level, value, table, table_owner, mapped_owner); !acquired)
+        return acquired;
+    entries[index] = adjust_entry(level, value);
+    release_entry(level, old, table);
+    if (old & pte::present)
+        frames_.platform().flush_tlb(table_owner);
+    return {};
+}
+
+Result<void> PageTables::pin(DomainMemory& domain, Mfn frame, unsigned level) {
+    if (!frames_.is_valid(frame) || level < 1 || level > 4)
+        return Errc::einval;
+    if (frames_.info(frame).owner == domain.id && frames_.info(frame).has(PageInfo::pinned))
+        return Errc::einval;
+    if (auto typed = get_page_and_type(frame, table_type(level), domain); !typed)
+        return typed;
+    frames_.info(frame).flags |= PageInfo::pinned;
+    return {};
+}
+
+Result<void> PageTables::unpin(DomainMemory& domain, Mfn frame) {
+    if (!frames_.is_valid(frame) || frames_.info(frame).owner != domain.id)
+        return Errc::einval;
+    PageInfo& page = frames_.info(frame);
+    if (!page.has(PageInfo::pinned))
+        return Errc::einval;
+    page.flags &= static_cast<std::uint8_t>(~PageInfo::pinned);
+    put_page_and_type(frame);
+    return {};
+}
+
+Result<void> PageTables::set_kernel_base(DomainMemory& domain, VcpuBases& bases, Mfn frame) {
+    if (!frames_.is_valid(frame))
+        return Errc::einval;
+    if (auto typed = get_page_and_type(frame, PageType::l4, domain); !typed)
+        return typed;
+    if (bases.kernel)
+        put_page_and_type(*bases.kernel);
+    bases.kernel = frame;
+    frames_.platform().flush_tlb(domain);
+    return {};
+}
+
+Result<void> PageTables::set_user_base(DomainMemory& domain, VcpuBases& bases, Mfn frame) {
+    if (frame.value != 0) {
+        if (!frames_.is_valid(frame))
+            return Errc::einval;
+        if (auto typed = get_page_and_type(frame, PageType::l4, domain); !typed)
+            return typed;
+    }
+    if (bases.user)
+        put_page_and_type(*bases.user);
+    bases.user = frame.value != 0 ? std::optional{frame} : std::nullopt;
+    return {};
+}
+
+bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuBases> bases, unsigned budget) {
+    for (VcpuBases& vcpu : bases) {
+        for (std::optional<Mfn>* base : {&vcpu.kernel, &vcpu.user}) {
+            if (*base) {
+                put_page_and_type(**base);
+                base->reset();
+            }
+        }
+    }
+    for (; budget > 0 && !domain.frames.empty(); --budget) {
+        PageInfo& page = domain.frames.front();
+        domain.frames.pop_front();
+        domain.relinquished.push_back(page);
+        // Held across the drops below, so the frame cannot be freed while it is being worked on.
+        ++page.ref_count;
+        const Mfn frame = frames_.mfn_of(page);
+        if (page.has(PageInfo::pinned)) {
+            page.flags &= static_cast<std::uint8_t>(~PageInfo::pinned);
+            put_page_and_type(frame);
+        }
+        if (page.has(PageInfo::allocated)) {
+            page.flags &= static_cast<std::uint8_t>(~PageInfo::allocated);
+            frames_.put_page(frame);
+        }
+        frames_.put_page(frame);
+    }
+    return domain.frames.empty();
+}
+
+}  // namespace hv::mm
