@@ -37,11 +37,14 @@ constexpr bool is_hypervisor_l4_slot(unsigned slot) {
     return slot >= first_hypervisor_l4_slot && slot < first_hypervisor_l4_slot + hypervisor_l4_slot_count;
 }
 
-// The page-table roots of one vCPU: each holds a general and an L4 type reference.
-struct VcpuBases {
+// The memory state of one vCPU: its page-table roots, each holding a general and an L4 type
+// reference, and its LDT (MMUEXT_SET_LDT).
+struct VcpuMmu {
     DomId domain;
-    std::optional<Mfn> kernel;
-    std::optional<Mfn> user;
+    std::optional<Mfn> kernel_base;
+    std::optional<Mfn> user_base;
+    std::uint64_t ldt_base = 0;
+    std::uint32_t ldt_entries = 0;
 };
 
 class PageTables {
@@ -60,8 +63,8 @@ public:
     Result<void> unpin(DomainMemory& domain, Mfn frame);
 
     // mmuext_op NEW_BASEPTR / NEW_USER_BASEPTR (frame 0 clears the user base).
-    Result<void> set_kernel_base(DomainMemory& domain, VcpuBases& bases, Mfn frame);
-    Result<void> set_user_base(DomainMemory& domain, VcpuBases& bases, Mfn frame);
+    Result<void> set_kernel_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame);
+    Result<void> set_user_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame);
 
     // Entry `index` of page table `table`, owned by `table_owner`, becomes `value` once validated;
     // a mapped frame must belong to `frame_owner` (the foreign domain of mmu_update, else the table's
@@ -72,7 +75,7 @@ public:
     // Teardown, in bounded steps: drops the bases, every pin and every allocation reference of the
     // domain, at most `budget` frames per call. True once nothing is left to drop; the frames
     // return to the heap as their last references go.
-    bool relinquish(DomainMemory& domain, std::span<VcpuBases> bases, unsigned budget);
+    bool relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsigned budget);
 
     // The current value of an entry, as the hypervisor sees it.
     std::uint64_t read_entry(Mfn table, unsigned index);
@@ -103,7 +106,7 @@ struct ExpectedCounts {
     std::uint32_t types;
     std::int32_t linear;
 };
-std::optional<InvariantViolation> check_invariants(FrameTable& frames, std::span<const VcpuBases> bases,
+std::optional<InvariantViolation> check_invariants(FrameTable& frames, std::span<const VcpuMmu> vcpus,
                                                    std::span<ExpectedCounts> scratch);
 
 }  // namespace hv::mm

@@ -8,13 +8,13 @@ class Checker {
 public:
     Checker(FrameTable& frames, std::span<ExpectedCounts> expected) : frames_{frames}, expected_{expected} {}
 
-    std::optional<InvariantViolation> run(std::span<const VcpuBases> bases) {
+    std::optional<InvariantViolation> run(std::span<const VcpuMmu> vcpus) {
         for (auto& counts : expected_)
             counts = {};
         for (std::uint64_t index = 0; index < frames_.frame_count() && !violation_; ++index)
             count_frame(Mfn{index});
-        for (const VcpuBases& vcpu : bases) {
-            for (const auto& base : {vcpu.kernel, vcpu.user}) {
+        for (const VcpuMmu& vcpu : vcpus) {
+            for (const auto& base : {vcpu.kernel_base, vcpu.user_base}) {
                 if (base) {
                     expect(frames_.info(*base).type == PageType::l4, "a vCPU base is not an L4 table", *base);
                     ++expected_[base->value].refs;
@@ -133,11 +133,11 @@ private:
 
 }  // namespace
 
-std::optional<InvariantViolation> check_invariants(FrameTable& frames, std::span<const VcpuBases> bases,
+std::optional<InvariantViolation> check_invariants(FrameTable& frames, std::span<const VcpuMmu> vcpus,
                                                    std::span<ExpectedCounts> scratch) {
     if (scratch.size() < frames.frame_count())
         return InvariantViolation{"the scratch space is smaller than the frame table", Mfn{0}};
-    return Checker{frames, scratch}.run(bases);
+    return Checker{frames, scratch}.run(vcpus);
 }
 
 }  // namespace hv::mm

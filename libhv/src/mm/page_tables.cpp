@@ -252,34 +252,34 @@ Result<void> PageTables::unpin(DomainMemory& domain, Mfn frame) {
     return {};
 }
 
-Result<void> PageTables::set_kernel_base(DomainMemory& domain, VcpuBases& bases, Mfn frame) {
+Result<void> PageTables::set_kernel_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame) {
     if (!frames_.is_valid(frame))
         return Errc::einval;
     if (auto typed = get_page_and_type(frame, PageType::l4, domain); !typed)
         return typed;
-    if (bases.kernel)
-        put_page_and_type(*bases.kernel);
-    bases.kernel = frame;
+    if (vcpu.kernel_base)
+        put_page_and_type(*vcpu.kernel_base);
+    vcpu.kernel_base = frame;
     frames_.platform().flush_tlb(domain);
     return {};
 }
 
-Result<void> PageTables::set_user_base(DomainMemory& domain, VcpuBases& bases, Mfn frame) {
+Result<void> PageTables::set_user_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame) {
     if (frame.value != 0) {
         if (!frames_.is_valid(frame))
             return Errc::einval;
         if (auto typed = get_page_and_type(frame, PageType::l4, domain); !typed)
             return typed;
     }
-    if (bases.user)
-        put_page_and_type(*bases.user);
-    bases.user = frame.value != 0 ? std::optional{frame} : std::nullopt;
+    if (vcpu.user_base)
+        put_page_and_type(*vcpu.user_base);
+    vcpu.user_base = frame.value != 0 ? std::optional{frame} : std::nullopt;
     return {};
 }
 
-bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuBases> bases, unsigned budget) {
-    for (VcpuBases& vcpu : bases) {
-        for (std::optional<Mfn>* base : {&vcpu.kernel, &vcpu.user}) {
+bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsigned budget) {
+    for (VcpuMmu& vcpu : vcpus) {
+        for (std::optional<Mfn>* base : {&vcpu.kernel_base, &vcpu.user_base}) {
             if (*base) {
                 put_page_and_type(**base);
                 base->reset();

@@ -80,7 +80,7 @@ struct MmFixture {
     }
 
     void require_invariants() {
-        const auto violation = check_invariants(frames, bases, scratch);
+        const auto violation = check_invariants(frames, vcpus, scratch);
         if (violation)
             FAIL("invariant broken: " << violation->what << " (frame " << violation->frame.value << ")");
     }
@@ -92,7 +92,7 @@ struct MmFixture {
     PageTables tables{frames};
     DomainMemory dom1{DomId{1}, 100};
     DomainMemory dom2{DomId{2}, 100};
-    std::vector<VcpuBases> bases{VcpuBases{DomId{1}, {}, {}}, VcpuBases{DomId{2}, {}, {}}};
+    std::vector<VcpuMmu> vcpus{VcpuMmu{DomId{1}}, VcpuMmu{DomId{2}}};
     std::vector<ExpectedCounts> scratch = std::vector<ExpectedCounts>(frame_count);
 };
 

@@ -241,7 +241,7 @@ TEST_CASE_METHOD(MmFixture, "mm: pinning twice and unpinning what is not pinned 
 TEST_CASE_METHOD(MmFixture, "mm: a table in use as a base stays a table after its pin is dropped", "[mm][hostile]") {
     const Chain chain = build_chain(dom1);
     REQUIRE(tables.pin(dom1, chain.l4, 4));
-    REQUIRE(tables.set_kernel_base(dom1, bases[0], chain.l4));
+    REQUIRE(tables.set_kernel_base(dom1, vcpus[0], chain.l4));
     REQUIRE(tables.unpin(dom1, chain.l4));
     CHECK(frames.info(chain.l4).type == PageType::l4);
     CHECK(frames.info(chain.data).type == PageType::writable);
@@ -250,17 +250,17 @@ TEST_CASE_METHOD(MmFixture, "mm: a table in use as a base stays a table after it
     const Mfn l1 = allocate(dom1);
     table(l1)[0] = entry(chain.l4, rw);
     CHECK(tables.pin(dom1, l1, 1).error() == Errc::ebusy);
-    REQUIRE(tables.set_kernel_base(dom1, bases[0], build_chain(dom1).l4));
+    REQUIRE(tables.set_kernel_base(dom1, vcpus[0], build_chain(dom1).l4));
     CHECK(frames.info(chain.l4).type == PageType::none);
     require_invariants();
 }
 
 TEST_CASE_METHOD(MmFixture, "mm: the user base may be cleared with frame 0", "[mm]") {
     const Chain chain = build_chain(dom1);
-    REQUIRE(tables.set_user_base(dom1, bases[0], chain.l4));
+    REQUIRE(tables.set_user_base(dom1, vcpus[0], chain.l4));
     CHECK(frames.info(chain.l4).type == PageType::l4);
-    REQUIRE(tables.set_user_base(dom1, bases[0], Mfn{0}));
-    CHECK_FALSE(bases[0].user.has_value());
+    REQUIRE(tables.set_user_base(dom1, vcpus[0], Mfn{0}));
+    CHECK_FALSE(vcpus[0].user_base.has_value());
     CHECK(frames.info(chain.l4).type == PageType::none);
     require_invariants();
 }
@@ -318,12 +318,12 @@ TEST_CASE_METHOD(MmFixture, "mm: teardown returns every frame, in bounded steps"
     const Chain second = build_chain(dom1);
     REQUIRE(tables.pin(dom1, chain.l4, 4));
     REQUIRE(tables.pin(dom1, second.l1, 1));
-    REQUIRE(tables.set_kernel_base(dom1, bases[0], second.l4));
+    REQUIRE(tables.set_kernel_base(dom1, vcpus[0], second.l4));
     REQUIRE(tables.update_entry(dom1, dom1, chain.l4, 500, entry(second.l4, ro), false));  // linear
     REQUIRE(frames.release(dom1, chain.data));
     const std::uint64_t heap_before = frames.free_frames();
     int calls = 0;
-    while (!tables.relinquish(dom1, std::span{bases}.first(1), 3)) {
+    while (!tables.relinquish(dom1, std::span{vcpus}.first(1), 3)) {
         ++calls;
         require_invariants();
         REQUIRE(calls < 10);
@@ -331,7 +331,7 @@ TEST_CASE_METHOD(MmFixture, "mm: teardown returns every frame, in bounded steps"
     CHECK(calls == 2);  // 10 frames, 3 per call; the given-back data frame goes with its L1
     CHECK(dom1.tot_pages == 0);
     CHECK(frames.free_frames() == heap_before + 10);
-    CHECK_FALSE(bases[0].kernel.has_value());
+    CHECK_FALSE(vcpus[0].kernel_base.has_value());
     REQUIRE(frames.remove_domain(dom1));
     require_invariants();
 }
