@@ -10,15 +10,17 @@ set(PVKIT_GEN_OUTPUTS
   ${PVKIT_GEN_DIR}/include/hv/hypercall_dispatch.hpp
   ${PVKIT_GEN_DIR}/abi_check.c
   ${PVKIT_GEN_DIR}/hypercalls.md)
+# The generator rewrites only the outputs whose text changed, so an edit to one part of the spec
+# recompiles only what includes the headers it changed; the stamp records that the rule ran.
 add_custom_command(
-  OUTPUT ${PVKIT_GEN_OUTPUTS}
+  OUTPUT ${PVKIT_GEN_DIR}/generated.stamp
+  BYPRODUCTS ${PVKIT_GEN_OUTPUTS}
   COMMAND Python3::Interpreter ${PVKIT_SPEC_DIR}/generate.py --out ${PVKIT_GEN_DIR}
-  # The generator leaves unchanged outputs alone; touching them keeps this rule from re-running.
-  COMMAND ${CMAKE_COMMAND} -E touch ${PVKIT_GEN_OUTPUTS}
+  COMMAND ${CMAKE_COMMAND} -E touch ${PVKIT_GEN_DIR}/generated.stamp
   DEPENDS ${PVKIT_SPEC_INPUTS}
   COMMENT "Generating the ABI headers from hypercall-spec"
   VERBATIM)
-add_custom_target(pvkit_generated DEPENDS ${PVKIT_GEN_OUTPUTS})
+add_custom_target(pvkit_generated DEPENDS ${PVKIT_GEN_DIR}/generated.stamp)
 add_library(pvkit_abi INTERFACE)
 add_library(pvkit::abi ALIAS pvkit_abi)
 target_include_directories(pvkit_abi INTERFACE ${PVKIT_GEN_DIR}/include)

@@ -17,7 +17,8 @@ from specgen.checks import emit_abi_check
 from specgen.dispatch import emit_dispatch
 from specgen.docs import emit_docs
 from specgen.headers import emit_c_header, emit_cxx_abi, emit_cxx_hypercalls
-from specgen.model import SpecError, load
+from specgen.loader import load
+from specgen.model import SpecError
 
 HERE = Path(__file__).resolve().parent
 

@@ -23,7 +23,8 @@ def argument_type(names, ref):
 def emit_dispatch(spec):
     names = Names(spec, cxx=True)
     calls = sorted(spec.hypercalls, key=lambda c: c.number)
-    out = [f"// {BANNER}", "#pragma once", "", "#include <cstdint>", "#include <string_view>", "",
+    out = [f"// {BANNER}", "#pragma once", "", "#include <cstdint>", "#include <string_view>",
+           "#include <type_traits>", "",
            "#include <pvkit/abi.hpp>", "", "namespace hv {", "", "namespace abi = pvkit::abi;", "",
            "// A hypercall as the guest issued it: the number from rax, arguments from rdi, rsi, rdx, r10, r8.",
            "struct HypercallRegisters {", "    std::uint64_t number;", "    std::uint64_t args[5];", "};", "",
@@ -40,8 +41,9 @@ def emit_dispatch(spec):
     out += [f'    case {c.number}: return "{c.name}";' for c in calls]
     out += ["    default: return {};", "    }", "}", "",
             "// Decodes the registers of hypercall `regs.number` into its typed arguments and calls the",
-            "// handler of the same name: handlers.NAME(caller, hypercall_args::NAME). A hypercall that",
-            "// Handlers does not implement, and a number the spec does not define, return -XEN_ENOSYS.",
+            "// member function of the same name: long Handlers::NAME(Caller&, const hypercall_args::NAME&).",
+            "// A hypercall that Handlers has no member for, and a number the spec does not define, return",
+            "// -XEN_ENOSYS; a member with the wrong signature does not compile.",
             "template <class Handlers, class Caller>",
             "long dispatch_hypercall(Handlers& handlers, Caller& caller, const HypercallRegisters& regs) {",
             "    constexpr long not_implemented = -static_cast<long>(abi::XEN_ENOSYS);",
@@ -49,9 +51,13 @@ def emit_dispatch(spec):
     for call in calls:
         decoded = ", ".join(decoded_argument(spec, a.type, f"regs.args[{i}]") for i, a in enumerate(call.args))
         out += [f"    case {call.number}:",
-                f"        if constexpr (requires {{ handlers.{call.name}(caller, hypercall_args::{call.name}{{}}); }})",
+                f"        if constexpr (requires {{ &Handlers::{call.name}; }}) {{",
+                f"            static_assert(std::is_invocable_r_v<long, decltype(&Handlers::{call.name}), Handlers&, "
+                f"Caller&, const hypercall_args::{call.name}&>,",
+                f'                          "Handlers::{call.name} must be long(Caller&, const hypercall_args::{call.name}&)");',
                 f"            return handlers.{call.name}(caller, hypercall_args::{call.name}{{{decoded}}});",
-                "        else",
-                "            return not_implemented;"]
+                "        } else {",
+                "            return not_implemented;",
+                "        }"]
     out += ["    default:", "        return not_implemented;", "    }", "}", "", "}  // namespace hv", ""]
     return "\n".join(out)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hypercall-spec"))
-from specgen.model import load  # noqa: E402
+from specgen.loader import load  # noqa: E402
 
 PT_LOAD, PT_NOTE, PF_X = 1, 4, 1
 PAGE = 4096

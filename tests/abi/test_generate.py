@@ -91,7 +91,40 @@ class RefusesMalformedSpecs(unittest.TestCase):
 
     def test_unknown_key_is_a_typo(self):
         self.assert_refused({"a.toml": '[[struct]]\nname = "s"\nfeilds = [["x", "u8"]]\n'},
-                            "a.toml:2: [[struct]] s: unknown key(s) feilds")
+                            "a.toml:2: [[struct]] s: unknown key 'feilds'")
+
+    def test_entries_of_the_wrong_shape(self):
+        cases = [
+            ('typedef = [1, 2]\n', "a.toml:1: 'typedef' must be written as [[typedef]] tables"),
+            ('[[constants]]\ngroup = "g"\nenum_strip = 5\nvalues = [["A", 1]]\n', "enum_strip must be a str"),
+            ('[[hypercall]]\nname = "h"\nnumber = 0\nargs = []\nsubops = ["x"]\n', "subops must be a str"),
+            ('[[hypercall]]\nname = "h"\nnumber = true\nargs = []\n', "number must be a int"),
+            ('xen_headers = "xen/xen.h"\n', "xen_headers must be a list of strings"),
+            ('[[constants]]\ngroup = "g"\ncxx_enum = "a b"\nvalues = [["A", 1]]\n', "is not an identifier"),
+            ('[[struct]]\nname = "s"\nxen = 5\nfields = [["x", "u8"]]\n', "xen must be a str"),
+            ('[[constants]]\ngroup = "g"\nvalues = [["A", 0x1_0000_0000_0000_0000]]\n', "fits 64 bits"),
+            ('[[constants]]\ngroup = "g"\ncxx_enum = "E"\nvalues = [["A", 0x8000_0000]]\n', "does not fit the int"),
+        ]
+        for text, expected in cases:
+            with self.subTest(text=text):
+                self.assert_refused({"a.toml": VALID, "b.toml": text} if "a.toml:1" not in expected
+                                    else {"a.toml": text, "b.toml": VALID}, expected)
+
+    def test_typedef_cycle(self):
+        self.assert_refused({"a.toml": VALID + '[[typedef]]\nname = "a"\ntype = "b"\n[[typedef]]\nname = "b"\n'
+                                                'type = "a"\n'}, "typedef a: must name an integer type")
+
+    def test_subop_argument_must_be_a_type_name(self):
+        self.assert_refused({"a.toml": VALID.replace('["FIRSTOP_none", 1, ""]', '["FIRSTOP_none", 1, "u8[4]"]')},
+                            "sub-op FIRSTOP_none: the argument type 'u8[4]' must be a type name")
+
+    def test_multiplexed_hypercall_takes_its_command_first(self):
+        self.assert_refused({"a.toml": VALID.replace('args = [["cmd", "i32"], ["arg", "handle<void>"]]',
+                                                     'args = [["arg", "handle<void>"], ["cmd", "i32"]]')},
+                            "hypercall first: with sub-ops, its first argument must be the integer command")
+
+    def test_a_spec_needs_hypercalls(self):
+        self.assert_refused({"a.toml": '[[typedef]]\nname = "t"\ntype = "u8"\n'}, "the spec defines no hypercall")
 
     def test_reserved_constant_name(self):
         self.assert_refused({"a.toml": '[[constants]]\ngroup = "g"\nvalues = [["_HIDDEN", 1]]\n'},

@@ -41,7 +41,10 @@ constexpr bool is_guest_range(Vaddr start, std::uint64_t length) {
 
 // A domain's virtual address space as the platform sees it (page-table walk, direct map, mmap'ed
 // guest RAM...). Each call either copies every byte or returns false and copies nothing that the
-// caller may rely on.
+// caller may rely on. The access rights are the guest's own, checked page by page for a range that
+// crosses pages: read needs every page present and user-accessible at every level of the calling
+// domain's current page tables; write needs them writable as well. So a guest can never make the
+// hypervisor write through one of its read-only mappings (its page tables, the M2P).
 class GuestMemory {
 public:
     virtual bool read(Vaddr address, std::span<std::byte> into) = 0;

@@ -66,7 +66,7 @@ TEST_CASE("core: addresses a guest may never name are refused before the platfor
         0x0000'8000'0000'0000,  // first non-canonical address
         0xFFFF'8000'0000'0000,  // hypervisor range, start
         0xFFFF'87FF'FFFF'FFF8,  // hypervisor range, last word
-        0xFFFF'7FFF'FFFF'FFFC,  // straddles the non-canonical hole... and the hypervisor start
+        0xFFFF'7FFF'FFFF'FFFC,  // non-canonical, 4 bytes below the upper half
         0x0000'7FFF'FFFF'FFFC,  // runs off the top of the lower half
         0xFFFF'FFFF'FFFF'FFFC,  // wraps around zero
     };

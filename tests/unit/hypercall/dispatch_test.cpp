@@ -15,6 +15,8 @@ struct Caller {
 struct RecordingHandlers {
     args::mmu_update last_mmu_update{};
     args::sched_op last_sched_op{};
+    args::set_timer_op last_set_timer_op{};
+    args::console_io last_console_io{};
     int calls = 0;
     const Caller* last_caller = nullptr;
 
@@ -27,6 +29,14 @@ struct RecordingHandlers {
     long sched_op(Caller&, const args::sched_op& a) {
         ++calls;
         last_sched_op = a;
+        return 0;
+    }
+    long set_timer_op(Caller&, const args::set_timer_op& a) {
+        last_set_timer_op = a;
+        return 0;
+    }
+    long console_io(Caller&, const args::console_io& a) {
+        last_console_io = a;
         return 0;
     }
 };
@@ -60,6 +70,14 @@ TEST_CASE("hypercall: dispatch truncates narrow arguments as Xen's C prototypes 
     hv::dispatch_hypercall(handlers, caller, sched);
     CHECK(handlers.last_sched_op.cmd == -2);
     CHECK(handlers.last_sched_op.arg.address == 0x1234);
+
+    // Xen's set_timer_op takes a signed s_time_t; console_io an unsigned int command.
+    hv::dispatch_hypercall(handlers, caller, HypercallRegisters{abi::HYPERVISOR_set_timer_op, {~std::uint64_t{0}}});
+    CHECK(handlers.last_set_timer_op.timeout == -1);
+    hv::dispatch_hypercall(handlers, caller,
+                           HypercallRegisters{abi::HYPERVISOR_console_io, {0xdead'ffff'ffff, 3, 0x5000}});
+    CHECK(handlers.last_console_io.cmd == 0xffff'ffffu);
+    CHECK(handlers.last_console_io.count == 3);
 }
 
 TEST_CASE("hypercall: hypercalls without a handler and unknown numbers are enosys", "[hypercall][hostile]") {
