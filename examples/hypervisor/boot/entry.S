@@ -9,12 +9,10 @@
  * The image is linked at virtual = physical + HV_VIRT_OFFSET, so until paging
  * is on every address below is PHYS(symbol).
  */
+#include <pvkit/xen-abi.h>
+#include "../src/memory_layout.hpp"
 
-#define HV_VIRT_OFFSET 0xFFFF82D080000000 /* keep in step with memory_layout.hpp */
 #define PHYS(sym) ((sym) - HV_VIRT_OFFSET)
-
-#define XEN_ELFNOTE_PHYS32_ENTRY 18
-#define PVH_START_INFO_MAGIC 0x336ec578
 
 #define COM1 0x3f8
 #define COM1_LSR (COM1 + 5)
@@ -28,6 +26,7 @@
 #define EFER_SCE (1 << 0)
 #define EFER_LME (1 << 8)
 #define EFER_NXE (1 << 11)
+#define CPUID_EXT_MAX_LEAF 0x80000000
 #define CPUID_EXT_LEAF 0x80000001
 #define CPUID_EXT_EDX_NX (1 << 20)
 #define CPUID_EXT_EDX_LM (1 << 29)
@@ -43,6 +42,11 @@
 #define GDT_CODE64 0x08
 #define GDT_DATA 0x10
 
+/* hypervisor.ld links the image with this value: memory_layout.hpp stays the
+ * one definition. */
+        .globl hv_virt_offset
+        .set hv_virt_offset, HV_VIRT_OFFSET
+
 /* ------------------------------------------------------------------------ */
 /* The PVH note: tells the loader the physical address of pvh_entry32. ELF64
  * images carry an 8-byte descriptor, which is what QEMU reads. */
@@ -50,7 +54,7 @@
         .p2align 2
         .long .Lnote_name_end - .Lnote_name
         .long .Lnote_desc_end - .Lnote_desc
-        .long XEN_ELFNOTE_PHYS32_ENTRY
+        .long PVK_XEN_ELFNOTE_PHYS32_ENTRY
 .Lnote_name:
         .asciz "Xen"
 .Lnote_name_end:
@@ -68,12 +72,17 @@
 pvh_entry32:
         cli
         cld
-        cmpl $PVH_START_INFO_MAGIC, (%ebx)
+        cmpl $PVK_XEN_HVM_START_MAGIC_VALUE, (%ebx)
         jne .Lbad_magic
         /* EDI holds the start info from here on: CPUID clobbers EBX. */
         movl %ebx, %edi
         movl $PHYS(boot_stack_top), %esp
 
+        /* Leaf 0x80000001 is only meaningful if the maximum leaf covers it. */
+        movl $CPUID_EXT_MAX_LEAF, %eax
+        cpuid
+        cmpl $CPUID_EXT_LEAF, %eax
+        jb .Lno_long_mode
         movl $CPUID_EXT_LEAF, %eax
         cpuid
         testl $CPUID_EXT_EDX_LM, %edx
@@ -197,14 +206,16 @@ boot_gdt:
         .quad 0x00cf93000000ffff       /* 0x10: ring-0 flat data */
 .Lboot_gdt_end:
 
+/* Each pointer is a 2-byte limit then the base; the padding puts the base on
+ * an 8-byte boundary. */
         .p2align 3
-        .word 0                        /* puts the base on an 8-byte boundary */
+        .skip 6
 boot_gdt_ptr32:                        /* lgdt in 32-bit mode reads 6 bytes */
         .word .Lboot_gdt_end - boot_gdt - 1
         .long PHYS(boot_gdt)
 
         .p2align 3
-        .word 0
+        .skip 6
 boot_gdt_ptr64:
         .word .Lboot_gdt_end - boot_gdt - 1
         .quad boot_gdt
@@ -222,7 +233,6 @@ boot_gdt_ptr64:
 
         .section .data.page_tables, "aw", @progbits
         .p2align 12
-        .globl boot_l4
 boot_l4:
         .quad PHYS(boot_l3_ident) + PTE_TABLE
         .fill L4_INDEX(HV_VIRT_OFFSET) - 1, 8, 0
@@ -248,9 +258,7 @@ boot_l2_low_1g:
 /* ------------------------------------------------------------------------ */
         .section .bss.boot_stack, "aw", @nobits
         .p2align 12
-boot_stack:
         .skip 16384
-        .globl boot_stack_top
 boot_stack_top:
 
         .section .note.GNU-stack, "", @progbits

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace pvkit::hv::cpu {
+namespace hypervisor::cpu {
 
 inline std::uint8_t inb(std::uint16_t port) {
     std::uint8_t value;
@@ -29,4 +29,4 @@ inline void pause() { asm volatile("pause"); }
     }
 }
 
-}  // namespace pvkit::hv::cpu
+}  // namespace hypervisor::cpu

@@ -1,28 +1,35 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Where the hypervisor image lives, shared by C++ code and (by value) boot/entry.S
-// and hypervisor.ld. Keep the three in step.
+// Where the hypervisor image lives. boot/entry.S includes this file too and exports
+// HV_VIRT_OFFSET as hv_virt_offset, which hypervisor.ld links with: this is the one definition.
 #pragma once
 
+// Virtual minus physical for the image and for the boot window onto low RAM.
+#define HV_VIRT_OFFSET 0xFFFF82D080000000
+
+#ifndef __ASSEMBLER__
 #include <cstdint>
 
-namespace pvkit::hv {
+#include <pvkit/abi.hpp>
 
-// Virtual minus physical for the image and for the boot window onto low RAM.
-// It sits in Xen's reserved PML4 slots, so guests never see it.
-inline constexpr std::uint64_t kVirtOffset = 0xFFFF82D080000000ULL;
-// Physical load address of the image (2 MiB, like Xen).
-inline constexpr std::uint64_t kPhysLoadBase = 0x200000ULL;
-// The boot page tables map physical [0, kBootMappedLimit) at kVirtOffset.
-inline constexpr std::uint64_t kBootMappedLimit = 1ULL << 30;
+namespace hypervisor {
+
+inline constexpr std::uint64_t virt_offset = HV_VIRT_OFFSET;
+// In Xen's reserved range, so no PV guest can map anything there.
+static_assert(virt_offset >= pvkit::abi::HYPERVISOR_VIRT_START &&
+              virt_offset < pvkit::abi::HYPERVISOR_VIRT_END);
+
+// The boot page tables (one L2 table in boot/entry.S) map physical [0, 1 GiB) at virt_offset.
+inline constexpr std::uint64_t boot_mapped_limit = 1ULL << 30;
 
 // Pointer to physical memory through the boot window, or nullptr if
 // [paddr, paddr + size) is not covered by it.
 template <typename T>
 inline T* phys_to_virt(std::uint64_t paddr, std::uint64_t size = sizeof(T)) {
-    if (paddr >= kBootMappedLimit || size > kBootMappedLimit - paddr) {
+    if (paddr >= boot_mapped_limit || size > boot_mapped_limit - paddr) {
         return nullptr;
     }
-    return reinterpret_cast<T*>(paddr + kVirtOffset);
+    return reinterpret_cast<T*>(paddr + virt_offset);
 }
 
-}  // namespace pvkit::hv
+}  // namespace hypervisor
+#endif  // __ASSEMBLER__

@@ -47,7 +47,7 @@ int memcmp(const void* lhs, const void* rhs, std::size_t n) {
 }
 
 // A pure virtual function was called through a half-built or half-destroyed object.
-[[noreturn]] void __cxa_pure_virtual() { pvkit::hv::cpu::halt_forever(); }
+[[noreturn]] void __cxa_pure_virtual() { hypervisor::cpu::halt_forever(); }
 
 // Destructors of globals would run at exit; the hypervisor never exits, so
 // registering them is a no-op.
@@ -59,7 +59,6 @@ __attribute__((visibility("hidden"))) void* __dso_handle = &__dso_handle;
 }  // extern "C"
 
 // Referenced by deleting destructors of polymorphic classes (GCC asks for the
-// unsized form beside the sized one); there is no heap
-// yet, so reaching it is a bug.
-void operator delete(void*, std::size_t) noexcept { pvkit::hv::cpu::halt_forever(); }
-void operator delete(void*) noexcept { pvkit::hv::cpu::halt_forever(); }
+// unsized form beside the sized one); there is no heap yet, so reaching it is a bug.
+void operator delete(void*, std::size_t) noexcept { hypervisor::cpu::halt_forever(); }
+void operator delete(void*) noexcept { hypervisor::cpu::halt_forever(); }

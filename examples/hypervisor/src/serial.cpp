@@ -3,43 +3,43 @@
 
 #include "cpu.hpp"
 
-namespace pvkit::hv {
+namespace hypervisor {
 namespace {
 
 // Register offsets from the I/O base (the DLAB bit in LCR selects the divisor latch).
-constexpr std::uint16_t kData = 0;          // THR on write; DLL when DLAB=1
-constexpr std::uint16_t kIntEnable = 1;     // IER; DLM when DLAB=1
-constexpr std::uint16_t kFifoControl = 2;   // FCR
-constexpr std::uint16_t kLineControl = 3;   // LCR
-constexpr std::uint16_t kModemControl = 4;  // MCR
-constexpr std::uint16_t kLineStatus = 5;    // LSR
+constexpr std::uint16_t reg_data = 0;           // THR on write; DLL when DLAB=1
+constexpr std::uint16_t reg_int_enable = 1;     // IER; DLM when DLAB=1
+constexpr std::uint16_t reg_fifo_control = 2;   // FCR
+constexpr std::uint16_t reg_line_control = 3;   // LCR
+constexpr std::uint16_t reg_modem_control = 4;  // MCR
+constexpr std::uint16_t reg_line_status = 5;    // LSR
 
-constexpr std::uint8_t kLcrDlab = 0x80;
-constexpr std::uint8_t kLcr8N1 = 0x03;
-constexpr std::uint8_t kFcrEnableAndClear = 0x07;  // enable, clear RX and TX FIFOs
-constexpr std::uint8_t kMcrDtrRts = 0x03;
-constexpr std::uint8_t kLsrThrEmpty = 0x20;
+constexpr std::uint8_t lcr_dlab = 0x80;
+constexpr std::uint8_t lcr_8n1 = 0x03;
+constexpr std::uint8_t fcr_enable_and_clear = 0x07;  // enable, clear RX and TX FIFOs
+constexpr std::uint8_t mcr_dtr_rts = 0x03;
+constexpr std::uint8_t lsr_thr_empty = 0x20;
 
 // The UART clock is 1.8432 MHz / 16 = 115200, so divisor 1 gives 115200 baud.
-constexpr std::uint16_t kDivisor115200 = 1;
+constexpr std::uint16_t divisor_115200 = 1;
 
 }  // namespace
 
 void Serial::init() const {
-    cpu::outb(base_ + kIntEnable, 0x00);
-    cpu::outb(base_ + kLineControl, kLcrDlab);
-    cpu::outb(base_ + kData, kDivisor115200 & 0xff);
-    cpu::outb(base_ + kIntEnable, kDivisor115200 >> 8);
-    cpu::outb(base_ + kLineControl, kLcr8N1);
-    cpu::outb(base_ + kFifoControl, kFcrEnableAndClear);
-    cpu::outb(base_ + kModemControl, kMcrDtrRts);
+    cpu::outb(base_ + reg_int_enable, 0x00);
+    cpu::outb(base_ + reg_line_control, lcr_dlab);
+    cpu::outb(base_ + reg_data, divisor_115200 & 0xff);
+    cpu::outb(base_ + reg_int_enable, divisor_115200 >> 8);
+    cpu::outb(base_ + reg_line_control, lcr_8n1);
+    cpu::outb(base_ + reg_fifo_control, fcr_enable_and_clear);
+    cpu::outb(base_ + reg_modem_control, mcr_dtr_rts);
 }
 
 void Serial::put_byte(char c) const {
-    while ((cpu::inb(base_ + kLineStatus) & kLsrThrEmpty) == 0) {
+    while ((cpu::inb(base_ + reg_line_status) & lsr_thr_empty) == 0) {
         cpu::pause();
     }
-    cpu::outb(base_ + kData, static_cast<std::uint8_t>(c));
+    cpu::outb(base_ + reg_data, static_cast<std::uint8_t>(c));
 }
 
 void Serial::write(std::string_view text) const {
@@ -63,4 +63,4 @@ void Serial::write_decimal(std::uint64_t value) const {
     }
 }
 
-}  // namespace pvkit::hv
+}  // namespace hypervisor

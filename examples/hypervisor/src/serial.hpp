@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <string_view>
 
-namespace pvkit::hv {
+namespace hypervisor {
 
 class Serial {
 public:
-    static constexpr std::uint16_t kCom1 = 0x3f8;
+    static constexpr std::uint16_t com1 = 0x3f8;
 
     explicit constexpr Serial(std::uint16_t io_base) : base_(io_base) {}
 
@@ -26,4 +26,4 @@ private:
     std::uint16_t base_;
 };
 
-}  // namespace pvkit::hv
+}  // namespace hypervisor
