@@ -92,6 +92,8 @@ public:
     virtual std::uint64_t hypervisor_l4_entry(const DomainMemory& domain, unsigned slot) = 0;
     // The domain's TLBs may hold stale translations: flush them (every vCPU of the domain).
     virtual void flush_tlb(const DomainMemory& domain) = 0;
+    // Write back and invalidate the CPU caches (MMUEXT_FLUSH_CACHE, privileged domains only).
+    virtual void flush_caches() = 0;
 
 protected:
     ~MemoryPlatform() = default;

@@ -41,8 +41,8 @@ constexpr bool is_hypervisor_l4_slot(unsigned slot) {
 // reference, and its LDT (MMUEXT_SET_LDT).
 struct VcpuMmu {
     DomId domain;
-    std::optional<Mfn> kernel_base;
-    std::optional<Mfn> user_base;
+    std::optional<Mfn> kernel_base{};
+    std::optional<Mfn> user_base{};
     std::uint64_t ldt_base = 0;
     std::uint32_t ldt_entries = 0;
 };

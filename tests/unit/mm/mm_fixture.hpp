@@ -26,9 +26,11 @@ public:
         return (std::uint64_t{domain.id.value} << 40) | (std::uint64_t{slot} << 12) | pte::present;
     }
     void flush_tlb(const DomainMemory&) override { ++flushes; }
+    void flush_caches() override { ++cache_flushes; }
 
     std::vector<std::array<std::byte, page_size>> memory;
     int flushes = 0;
+    int cache_flushes = 0;
 };
 
 // Everything a test may assert did not change.
@@ -92,7 +94,7 @@ struct MmFixture {
     PageTables tables{frames};
     DomainMemory dom1{DomId{1}, 100};
     DomainMemory dom2{DomId{2}, 100};
-    std::vector<VcpuMmu> vcpus{VcpuMmu{DomId{1}}, VcpuMmu{DomId{2}}};
+    std::vector<VcpuMmu> vcpus{VcpuMmu{.domain = DomId{1}}, VcpuMmu{.domain = DomId{2}}};
     std::vector<ExpectedCounts> scratch = std::vector<ExpectedCounts>(frame_count);
 };
 
