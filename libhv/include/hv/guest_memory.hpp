@@ -81,6 +81,21 @@ Result<T> copy_from_guest(GuestMemory& memory, GuestHandle<T> handle, std::uint6
     return value;
 }
 
+// Elements [index, index + into.size()) of the guest array at `handle`, or efault.
+template <class T>
+Result<void> copy_array_from_guest(GuestMemory& memory, GuestHandle<T> handle, std::uint64_t index, std::span<T> into) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    if (into.empty())
+        return {};
+    const auto first = detail::element_address(handle, index);
+    const auto last = detail::element_address(handle, index + (into.size() - 1));
+    if (!first || !last || index + (into.size() - 1) < index)
+        return Errc::efault;
+    if (!memory.read(*first, std::as_writable_bytes(into)))
+        return Errc::efault;
+    return {};
+}
+
 // Writes `value` to element `index` of the guest array at `handle`, or returns efault.
 template <class T>
 Result<void> copy_to_guest(GuestMemory& memory, GuestHandle<T> handle, const T& value,

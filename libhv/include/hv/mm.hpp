@@ -69,6 +69,7 @@ struct DomainMemory {
     std::uint64_t max_pages;
     bool privileged;
     bool writable_pagetables = false;  // VMASST_TYPE_writable_pagetables
+    bool flush_owed = false;           // a translation was removed that its TLBs may still hold
     std::uint64_t tot_pages = 0;       // frames the domain owns, in either list
     FrameList frames;                  // every frame the domain owns, shared frames included...
     FrameList relinquished;            // ...but those whose references teardown has already dropped
@@ -133,9 +134,29 @@ public:
     Result<void> release(DomainMemory& domain, Mfn frame);
 
     // A general reference on a frame owned by `owner` (false: not owned by it, or the count would
-    // overflow). Every successful get is matched by one put_page.
-    [[nodiscard]] bool get_page(Mfn frame, const DomainMemory& owner);
-    void put_page(Mfn frame);
+    // overflow). Every successful get is matched by one put_page. Inline: they are the hot path.
+    [[nodiscard]] bool get_page(Mfn frame, const DomainMemory& owner) {
+        if (!is_valid(frame))
+            return false;
+        PageInfo& page = info(frame);
+        // A frame with no references is in the heap (or on its way there) and belongs to no one.
+        if (page.owner != owner.id || page.ref_count == 0 || page.ref_count == UINT32_MAX)
+            return false;
+        ++page.ref_count;
+        return true;
+    }
+    void put_page(Mfn frame) {
+        PageInfo& page = info(frame);
+        if (--page.ref_count == 0)
+            free(page);
+    }
+
+    // TLB flushes are deferred: removing a mapping only records that the domain owes one, and every
+    // owed flush is paid before a frame returns to the heap or becomes a page table or descriptor
+    // page, the two moments when a stale translation would become a way out (as Xen's TLB-flush
+    // clock does). Guests that want their own TLBs flushed ask for it (mmuext_op, UVMF_*).
+    void defer_flush(DomainMemory& domain);
+    void flush_owed();
 
     // The machine-to-phys table: the guest frame number each machine frame holds.
     std::uint64_t machine_to_phys(Mfn frame) const { return m2p_[frame.value]; }
@@ -150,6 +171,7 @@ private:
     DomainRegistry domains_;
     FrameList free_list_;
     std::uint64_t free_count_ = 0;
+    unsigned owed_flushes_ = 0;
 };
 
 }  // namespace hv::mm

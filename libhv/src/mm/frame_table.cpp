@@ -56,6 +56,7 @@ Result<void> FrameTable::add_domain(DomainMemory& domain) {
 Result<void> FrameTable::remove_domain(DomainMemory& domain) {
     if (domain.tot_pages != 0)
         return Errc::ebusy;
+    flush_owed();
     domains_.erase(domains_.iterator_to(domain));
     return {};
 }
@@ -110,24 +111,27 @@ Result<void> FrameTable::release(DomainMemory& domain, Mfn frame) {
     return {};
 }
 
-bool FrameTable::get_page(Mfn frame, const DomainMemory& owner) {
-    if (!is_valid(frame))
-        return false;
-    PageInfo& page = info(frame);
-    // A frame with no references is in the heap (or on its way there) and belongs to no one.
-    if (page.owner != owner.id || page.ref_count == 0 || page.ref_count == UINT32_MAX)
-        return false;
-    ++page.ref_count;
-    return true;
+void FrameTable::defer_flush(DomainMemory& domain) {
+    if (!domain.flush_owed) {
+        domain.flush_owed = true;
+        ++owed_flushes_;
+    }
 }
 
-void FrameTable::put_page(Mfn frame) {
-    PageInfo& page = info(frame);
-    if (--page.ref_count == 0)
-        free(page);
+void FrameTable::flush_owed() {
+    if (owed_flushes_ == 0)
+        return;
+    for (DomainMemory& domain : domains_) {
+        if (domain.flush_owed) {
+            platform_.flush_tlb(domain);
+            domain.flush_owed = false;
+        }
+    }
+    owed_flushes_ = 0;
 }
 
 void FrameTable::free(PageInfo& page) {
+    flush_owed();
     // The frame is in one of its owner's two lists; unlinking the node works for either.
     FrameList::node_algorithms::unlink(FrameList::value_traits::to_node_ptr(page));
     --domain(page.owner)->tot_pages;

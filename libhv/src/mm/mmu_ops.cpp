@@ -1,4 +1,6 @@
 // mmu_update, mmuext_op and update_va_mapping: decode the guest's request, then apply it.
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <hv/mmu_ops.hpp>
@@ -56,6 +58,10 @@ long run_batch(MmuCaller& caller, std::uint64_t hypercall, GuestHandle<Element> 
                 done_before = *previous;
         }
     }
+    // Elements are read a few at a time; a read that fails falls back to one element, so the
+    // batch stops exactly at the first element the guest cannot show.
+    std::array<Element, 16> buffer;
+    std::uint32_t buffered_from = 0, buffered = 0;
     long result = 0;
     std::uint32_t done = 0;
     for (; done < count; ++done) {
@@ -66,12 +72,19 @@ long run_batch(MmuCaller& caller, std::uint64_t hypercall, GuestHandle<Element> 
                                      done_count.address, foreigndom, 0}}};
             break;
         }
-        const auto element = copy_from_guest(caller.memory, list, done);
-        if (!element) {
-            result = element.xen_errno();
-            break;
+        if (done == buffered_from + buffered) {
+            buffered_from = done;
+            buffered = std::min<std::uint32_t>(buffer.size(), count - done);
+            if (!copy_array_from_guest(caller.memory, list, done, std::span{buffer}.first(buffered))) {
+                buffered = 1;
+                if (const auto single = copy_array_from_guest(caller.memory, list, done, std::span{buffer}.first(1));
+                    !single) {
+                    result = single.xen_errno();
+                    break;
+                }
+            }
         }
-        if ((result = apply(*element)) != 0)
+        if ((result = apply(buffer[done - buffered_from])) != 0)
             break;
     }
     if (done_count.address != 0 && !copy_to_guest(caller.memory, done_count, done_before + done) && result == 0)

@@ -66,6 +66,8 @@ Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner)
     }
     if (page.has(PageInfo::shared) && type != PageType::writable)
         return Errc::einval;  // hypervisor pages shared with a guest only ever hold data
+    if (type != PageType::writable)
+        frames_.flush_owed();  // no stale writable translation may outlive the change
     page.type = type;
     page.type_count = 1;
     if (is_page_table(type)) {
@@ -198,6 +200,8 @@ Result<void> PageTables::validate_table(Mfn table, unsigned level, DomainMemory&
 }
 
 void PageTables::devalidate_table(Mfn table, unsigned level) {
+    if (DomainMemory* owner = frames_.domain(frames_.info(table).owner))
+        frames_.defer_flush(*owner);
     auto entries = table_entries(table);
     for (unsigned i = 0; i < entries_per_table; ++i) {
         if (level == 4 && is_hypervisor_l4_slot(i))
@@ -224,9 +228,9 @@ Result<void> PageTables::update_entry(DomainMemory& table_owner, DomainMemory& f
     if (auto acquired = acquire_entry(level, value, table, table_owner, mapped_owner); !acquired)
         return acquired;
     entries[index] = adjust_entry(level, value);
-    release_entry(level, old, table);
     if (old & pte::present)
-        frames_.platform().flush_tlb(table_owner);
+        frames_.defer_flush(table_owner);  // owed before the release, which may free the frame
+    release_entry(level, old, table);
     return {};
 }
 

@@ -199,8 +199,29 @@ TEST_CASE_METHOD(MmFixture, "mm: updating an entry takes the new references befo
     REQUIRE(tables.update_entry(dom1, dom1, chain.l1, 0, entry(other, ro), false));
     CHECK(frames.info(other).type == PageType::none);
     CHECK(frames.info(other).ref_count == 2);
-    CHECK(platform.flushes > 0);
     require_invariants();
+}
+
+TEST_CASE_METHOD(MmFixture, "mm: a frame once mapped writable is flushed from TLBs before it becomes a table", "[mm][hostile]") {
+    const Chain chain = build_chain(dom1);
+    REQUIRE(tables.pin(dom1, chain.l4, 4));
+    REQUIRE(tables.update_entry(dom1, dom1, chain.l1, 0, 0, false));  // drops the writable mapping of data
+    const int flushes = platform.flushes;
+    CHECK(dom1.flush_owed);
+    REQUIRE(tables.pin(dom1, chain.data, 1));  // the data frame becomes an L1...
+    CHECK(platform.flushes == flushes + 1);    // ...only after the stale writable translation is gone
+    CHECK_FALSE(dom1.flush_owed);
+    require_invariants();
+}
+
+TEST_CASE_METHOD(MmFixture, "mm: a frame is flushed from TLBs before it returns to the heap", "[mm][hostile]") {
+    const Chain chain = build_chain(dom1);
+    REQUIRE(tables.pin(dom1, chain.l4, 4));
+    REQUIRE(frames.release(dom1, chain.data));
+    const int flushes = platform.flushes;
+    REQUIRE(tables.update_entry(dom1, dom1, chain.l1, 0, 0, false));  // last mapping: the frame is freed
+    CHECK(platform.flushes == flushes + 1);
+    CHECK(frames.info(chain.data).owner == DomId{pvkit::abi::DOMID_INVALID});
 }
 
 TEST_CASE_METHOD(MmFixture, "mm: preserve_ad keeps the entry's accessed and dirty bits", "[mm]") {
