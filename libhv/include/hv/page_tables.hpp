@@ -4,6 +4,7 @@
 // each entry may map and keeps the frame table's counts exact (see libhv/src/mm/frame_table.cpp).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -37,14 +38,22 @@ constexpr bool is_hypervisor_l4_slot(unsigned slot) {
     return slot >= first_hypervisor_l4_slot && slot < first_hypervisor_l4_slot + hypervisor_l4_slot_count;
 }
 
+// The GDT frames a guest may install: those below the hypervisor's reserved GDT entries.
+inline constexpr unsigned max_gdt_frames = pvkit::abi::FIRST_RESERVED_GDT_PAGE;
+
 // The memory state of one vCPU: its page-table roots, each holding a general and an L4 type
-// reference, and its LDT (MMUEXT_SET_LDT).
+// reference; its GDT frames, each holding a general and a descriptor-page type reference; and its
+// LDT (MMUEXT_SET_LDT).
 struct VcpuMmu {
     DomId domain;
     std::optional<Mfn> kernel_base{};
     std::optional<Mfn> user_base{};
+    std::array<std::uint64_t, max_gdt_frames> gdt_frames{};
+    std::uint32_t gdt_entries = 0;
     std::uint64_t ldt_base = 0;
     std::uint32_t ldt_entries = 0;
+
+    unsigned gdt_frame_count() const { return (gdt_entries + entries_per_table - 1) / entries_per_table; }
 };
 
 class PageTables {
@@ -61,6 +70,12 @@ public:
     // mmuext_op PIN_Lx_TABLE / UNPIN_TABLE.
     Result<void> pin(DomainMemory& domain, Mfn frame, unsigned level);
     Result<void> unpin(DomainMemory& domain, Mfn frame);
+
+    // set_gdt: `entries` descriptors (at most FIRST_RESERVED_GDT_ENTRY) in `gdt_frames`, each of
+    // which becomes a descriptor page; the previous GDT's frames are let go. einval when a frame
+    // cannot be a descriptor page, and then the old GDT stays.
+    Result<void> set_gdt(DomainMemory& domain, VcpuMmu& vcpu, std::span<const std::uint64_t> gdt_frames,
+                         std::uint32_t entries);
 
     // mmuext_op NEW_BASEPTR / NEW_USER_BASEPTR (frame 0 clears the user base).
     Result<void> set_kernel_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame);

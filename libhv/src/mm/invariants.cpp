@@ -1,4 +1,5 @@
 // The invariant checker: what frame_table.cpp promises, recomputed from scratch.
+#include <hv/descriptors.hpp>
 #include <hv/page_tables.hpp>
 
 namespace hv::mm {
@@ -20,6 +21,12 @@ public:
                     ++expected_[base->value].refs;
                     ++expected_[base->value].types;
                 }
+            }
+            for (unsigned i = 0; i < vcpu.gdt_frame_count(); ++i) {
+                const Mfn frame{vcpu.gdt_frames[i]};
+                expect(frames_.info(frame).type == PageType::seg_desc, "a GDT frame is not a descriptor page", frame);
+                ++expected_[frame.value].refs;
+                ++expected_[frame.value].types;
             }
         }
         for (std::uint64_t index = 0; index < frames_.frame_count() && !violation_; ++index)
@@ -52,6 +59,16 @@ private:
         }
         if (is_page_table(page.type))
             count_entries(frame, table_level(page.type));
+        if (page.type == PageType::seg_desc)
+            check_descriptors(frame);
+    }
+
+    void check_descriptors(Mfn frame) {
+        const auto* descriptors = reinterpret_cast<const std::uint64_t*>(frames_.platform().map(frame));
+        for (unsigned i = 0; i < entries_per_table; ++i) {
+            const auto checked = check_descriptor(descriptors[i]);
+            expect(checked && *checked == descriptors[i], "a descriptor page holds a descriptor not allowed", frame);
+        }
     }
 
     void count_entries(Mfn table, unsigned level) {

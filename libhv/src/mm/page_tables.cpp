@@ -14,6 +14,7 @@
 // Every present entry gets the user bit: guest kernels run in ring 3. A kernel mapping (an L1 entry
 // the guest wrote without the user bit) is marked with the guest-kernel bit 52 so that it stays
 // told apart, and may not be global: it would survive the switch to guest user mode (einval).
+#include <hv/descriptors.hpp>
 #include <hv/page_tables.hpp>
 
 namespace hv::mm {
@@ -70,14 +71,14 @@ Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner)
         frames_.flush_owed();  // no stale writable translation may outlive the change
     page.type = type;
     page.type_count = 1;
-    if (is_page_table(type)) {
-        if (auto validated = validate_table(frame, table_level(type), owner); !validated) {
-            page.type = PageType::none;
-            page.type_count = 0;
-            return validated;
-        }
+    auto validated = is_page_table(type)           ? validate_table(frame, table_level(type), owner)
+                     : type == PageType::seg_desc ? validate_descriptor_page(table_entries(frame))
+                                                  : Result<void>{};
+    if (!validated) {
+        page.type = PageType::none;
+        page.type_count = 0;
     }
-    return {};
+    return validated;
 }
 
 void PageTables::put_type(Mfn frame) {
@@ -281,6 +282,28 @@ Result<void> PageTables::set_user_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn 
     return {};
 }
 
+Result<void> PageTables::set_gdt(DomainMemory& domain, VcpuMmu& vcpu, std::span<const std::uint64_t> gdt_frames,
+                                  std::uint32_t entries) {
+    const unsigned needed = (entries + entries_per_table - 1) / entries_per_table;
+    if (entries > pvkit::abi::FIRST_RESERVED_GDT_ENTRY || gdt_frames.size() < needed)
+        return Errc::einval;
+    for (unsigned i = 0; i < needed; ++i) {
+        const Mfn frame{gdt_frames[i]};
+        if (!frames_.is_valid(frame) || !get_page_and_type(frame, PageType::seg_desc, domain)) {
+            while (i-- > 0)
+                put_page_and_type(Mfn{gdt_frames[i]});
+            return Errc::einval;
+        }
+    }
+    for (unsigned i = 0; i < vcpu.gdt_frame_count(); ++i)
+        put_page_and_type(Mfn{vcpu.gdt_frames[i]});
+    vcpu.gdt_frames = {};
+    for (unsigned i = 0; i < needed; ++i)
+        vcpu.gdt_frames[i] = gdt_frames[i];
+    vcpu.gdt_entries = entries;
+    return {};
+}
+
 bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsigned budget) {
     for (VcpuMmu& vcpu : vcpus) {
         for (std::optional<Mfn>* base : {&vcpu.kernel_base, &vcpu.user_base}) {
@@ -289,6 +312,7 @@ bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsi
                 base->reset();
             }
         }
+        (void)set_gdt(domain, vcpu, {}, 0);
     }
     for (; budget > 0 && !domain.frames.empty(); --budget) {
         PageInfo& page = domain.frames.front();

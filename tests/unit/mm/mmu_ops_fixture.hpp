@@ -59,7 +59,8 @@ struct MmuOpsFixture : MmFixture {
 
     template <class T>
     GuestHandle<T> place(std::uint64_t offset, std::initializer_list<T> values) {
-        std::memcpy(memory.bytes.data() + offset, std::data(values), values.size() * sizeof(T));
+        if (values.size() != 0)
+            std::memcpy(memory.bytes.data() + offset, std::data(values), values.size() * sizeof(T));
         return GuestHandle<T>{GuestBuffer::base + offset};
     }
     std::uint32_t done_count() {

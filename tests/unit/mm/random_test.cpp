@@ -47,7 +47,7 @@ struct RandomMachine : MmFixture {
     bool step() {
         DomainMemory& domain = pick_domain();
         const Mfn frame = pick_frame();
-        switch (random() % 9) {
+        switch (random() % 10) {
         case 0:
             return static_cast<bool>(frames.allocate(domain));
         case 1:
@@ -60,6 +60,10 @@ struct RandomMachine : MmFixture {
             return static_cast<bool>(tables.set_kernel_base(domain, vcpu_of(domain), frame));
         case 5:
             return static_cast<bool>(tables.set_user_base(domain, vcpu_of(domain), random() % 4 ? frame : Mfn{0}));
+        case 6: {
+            const std::uint64_t gdt[] = {frame.value, pick_frame().value};
+            return static_cast<bool>(tables.set_gdt(domain, vcpu_of(domain), gdt, random() % 1100));
+        }
         default: {
             // Privileged dom0 sometimes maps another domain's frames.
             DomainMemory& frame_owner = &domain == &dom0 && random() % 2 ? dom2 : domain;
