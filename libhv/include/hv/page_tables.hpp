@@ -95,6 +95,14 @@ public:
     // The current value of an entry, as the hypervisor sees it.
     std::uint64_t read_entry(Mfn table, unsigned index);
 
+    // The L1 entry that maps guest address `address` in `vcpu`'s current (kernel) page tables:
+    // einval when the address is not a guest's, or no L1 maps it.
+    struct EntryLocation {
+        Mfn table;
+        unsigned index;
+    };
+    Result<EntryLocation> locate_l1_entry(const VcpuMmu& vcpu, std::uint64_t address);
+
 private:
     Result<void> acquire_entry(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& table_owner,
                                         DomainMemory& frame_owner);

@@ -228,26 +228,6 @@ long apply_mmuext_op(PageTables& tables, MmuCaller& caller, DomainMemory& owner,
     }
 }
 
-struct L1Slot {
-    Mfn table;
-    unsigned index;
-};
-
-// The L1 table and index that map `address` in the caller's current (kernel) page tables.
-Result<L1Slot> find_l1_entry(PageTables& tables, const VcpuMmu& vcpu, std::uint64_t address) {
-    if (!vcpu.kernel_base || !is_guest_range(Vaddr{address}, 1))
-        return Errc::einval;
-    Mfn table = *vcpu.kernel_base;
-    for (unsigned level = 4; level > 1; --level) {
-        const unsigned index = (address >> (12 + 9 * (level - 1))) & (entries_per_table - 1);
-        const std::uint64_t entry = tables.read_entry(table, index);
-        if (!(entry & pte::present) || (entry & pte::large))
-            return Errc::einval;
-        table = pte::frame(entry);
-    }
-    return L1Slot{table, static_cast<unsigned>((address >> 12) & (entries_per_table - 1))};
-}
-
 long update_mapping(PageTables& tables, MmuCaller& caller, DomainMemory& frame_owner, std::uint64_t address,
                     std::uint64_t value, std::uint64_t flags) {
     const std::uint64_t flush = flags & abi::UVMF_FLUSHTYPE_MASK;
@@ -258,7 +238,7 @@ long update_mapping(PageTables& tables, MmuCaller& caller, DomainMemory& frame_o
         if (const long checked = check_vcpu_mask(caller, scope); checked != 0)
             return checked;
     }
-    const auto slot = find_l1_entry(tables, caller.vcpu, address);
+    const auto slot = tables.locate_l1_entry(caller.vcpu, address);
     if (!slot)
         return slot.xen_errno();
     const long result =

@@ -15,6 +15,7 @@
 // the guest wrote without the user bit) is marked with the guest-kernel bit 52 so that it stays
 // told apart, and may not be global: it would survive the switch to guest user mode (einval).
 #include <hv/descriptors.hpp>
+#include <hv/guest_memory.hpp>
 #include <hv/page_tables.hpp>
 
 namespace hv::mm {
@@ -56,6 +57,19 @@ std::span<std::uint64_t, entries_per_table> PageTables::table_entries(Mfn table)
 }
 
 std::uint64_t PageTables::read_entry(Mfn table, unsigned index) { return table_entries(table)[index]; }
+
+Result<PageTables::EntryLocation> PageTables::locate_l1_entry(const VcpuMmu& vcpu, std::uint64_t address) {
+    if (!vcpu.kernel_base || !is_guest_range(Vaddr{address}, 1))
+        return Errc::einval;
+    Mfn table = *vcpu.kernel_base;
+    for (unsigned level = 4; level > 1; --level) {
+        const std::uint64_t entry = read_entry(table, (address >> (12 + 9 * (level - 1))) & (entries_per_table - 1));
+        if (!(entry & pte::present) || (entry & pte::large) || !frames_.is_valid(pte::frame(entry)))
+            return Errc::einval;
+        table = pte::frame(entry);
+    }
+    return EntryLocation{table, static_cast<unsigned>((address >> 12) & (entries_per_table - 1))};
+}
 
 Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner) {
     PageInfo& page = frames_.info(frame);

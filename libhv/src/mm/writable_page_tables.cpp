@@ -9,21 +9,6 @@ namespace {
 
 constexpr std::uint64_t page_mask = page_size - 1;
 
-// The frame that `address` maps in the caller's current page tables.
-Result<Mfn> mapped_frame(PageTables& tables, const VcpuMmu& vcpu, std::uint64_t address) {
-    if (!vcpu.kernel_base || !is_guest_range(Vaddr{address}, 1))
-        return Errc::einval;
-    Mfn table = *vcpu.kernel_base;
-    for (unsigned level = 4; level >= 1; --level) {
-        const unsigned index = (address >> (12 + 9 * (level - 1))) & (entries_per_table - 1);
-        const std::uint64_t entry = tables.read_entry(table, index);
-        if (!(entry & pte::present) || (level > 1 && (entry & pte::large)))
-            return Errc::einval;
-        table = pte::frame(entry);
-    }
-    return table;
-}
-
 class L1PageMemory final : public emulate::Memory {
 public:
     L1PageMemory(PageTables& tables, MmuCaller& caller, Mfn l1, std::uint64_t page_address)
@@ -92,13 +77,17 @@ Result<void> emulate_page_table_write(PageTables& tables, MmuCaller& caller, emu
                                       std::uint64_t fault_address) {
     if (!caller.domain.writable_pagetables)
         return Errc::eperm;
-    const auto frame = mapped_frame(tables, caller.vcpu, fault_address);
-    if (!frame)
-        return frame.error();
-    const PageInfo& page = tables.frames().info(*frame);
+    const auto slot = tables.locate_l1_entry(caller.vcpu, fault_address);
+    if (!slot)
+        return slot.error();
+    const std::uint64_t mapping = tables.read_entry(slot->table, slot->index);
+    const auto frame = pte::frame(mapping);
+    if (!(mapping & pte::present) || !tables.frames().is_valid(frame))
+        return Errc::einval;
+    const PageInfo& page = tables.frames().info(frame);
     if (page.owner != caller.domain.id || page.type != PageType::l1)
         return Errc::einval;
-    L1PageMemory memory{tables, caller, *frame, fault_address & ~page_mask};
+    L1PageMemory memory{tables, caller, frame, fault_address & ~page_mask};
     emulate::Registers scratch = registers;  // registers change only if the whole instruction succeeds
     if (auto done = emulate::emulate_instruction(scratch, memory); !done)
         return done.error();
