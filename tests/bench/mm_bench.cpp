@@ -92,8 +92,9 @@ void pin_and_unpin_full_l1(benchmark::State& state) {
     Machine machine;
     const Mfn l1 = machine.full_l1();
     for (auto _ : state) {
-        if (!machine.tables.pin(machine.domain, l1, 1) || !machine.tables.unpin(machine.domain, l1))
-            state.SkipWithError("pin or unpin failed");
+        if (!machine.tables.pin(machine.domain, l1, 1) || !machine.tables.unpin(machine.domain, l1) ||
+            !machine.tables.drain(machine.domain, 1))
+            state.SkipWithError("pin, unpin or devalidation failed");
     }
     state.counters["baseline_ns"] = locked_adds_ns(2 * entries_per_table);
     state.SetItemsProcessed(state.iterations() * entries_per_table);
@@ -104,8 +105,9 @@ void pin_and_unpin_empty_l4(benchmark::State& state) {
     Machine machine;
     const Mfn l4 = machine.allocate();
     for (auto _ : state) {
-        if (!machine.tables.pin(machine.domain, l4, 4) || !machine.tables.unpin(machine.domain, l4))
-            state.SkipWithError("pin or unpin failed");
+        if (!machine.tables.pin(machine.domain, l4, 4) || !machine.tables.unpin(machine.domain, l4) ||
+            !machine.tables.drain(machine.domain, 1))
+            state.SkipWithError("pin, unpin or devalidation failed");
     }
     state.counters["baseline_ns"] = locked_adds_ns(2);
 }

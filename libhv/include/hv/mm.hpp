@@ -48,6 +48,7 @@ struct PageInfo {
     static constexpr std::uint8_t allocated = 1 << 0;  // owns the owner's allocation reference
     static constexpr std::uint8_t pinned = 1 << 1;     // a pin holds one type and one general reference
     static constexpr std::uint8_t shared = 1 << 2;     // hypervisor memory shared with the owner (shared_info...)
+    static constexpr std::uint8_t devalidating = 1 << 3;  // a table whose last type reference went, queued
 
     bool has(std::uint8_t flag) const { return (flags & flag) != 0; }
 };
@@ -73,6 +74,7 @@ struct DomainMemory {
     std::uint64_t tot_pages = 0;       // frames the domain owns, in either list
     FrameList frames;                  // every frame the domain owns, shared frames included...
     FrameList relinquished;            // ...but those whose references teardown has already dropped
+    FrameList devalidating;            // ...and tables waiting to drop their entries' references
 };
 
 struct DomainIdOf {
@@ -122,6 +124,7 @@ public:
     Result<void> remove_domain(DomainMemory& domain);
     DomainMemory* domain(DomId id);
     const DomainRegistry& domains() const { return domains_; }
+    DomainRegistry& domains() { return domains_; }
 
     // Hands frames [first, first + count) to the heap. They must be unowned.
     void add_to_heap(Mfn first, std::uint64_t count);

@@ -63,9 +63,18 @@ public:
     FrameTable& frames() { return frames_; }
 
     // A type reference: the first one gives the frame its type, validating every entry of a page
-    // table (and taking the references they need); the last one devalidates it.
+    // table (and taking the references they need). The last one queues a page table for
+    // devalidation: dropping its entries' references can cascade through a whole hierarchy, so it
+    // is done a bounded number of tables at a time by drain(). A queued table keeps its type and a
+    // general reference; getting it back with the same type takes it off the queue, and any other
+    // use devalidates it first.
     Result<void> get_type(Mfn frame, PageType type, DomainMemory& owner);
     void put_type(Mfn frame);
+
+    // Devalidates up to `budget` of the domain's queued tables; true when none is left. Every
+    // memory hypercall drains the caller's queue before it returns to the guest (continuing
+    // itself while more is left), so a guest sees the same effects as if it were immediate.
+    bool drain(DomainMemory& domain, unsigned budget);
 
     // mmuext_op PIN_Lx_TABLE / UNPIN_TABLE.
     Result<void> pin(DomainMemory& domain, Mfn frame, unsigned level);
@@ -88,8 +97,8 @@ public:
                               std::uint64_t value, bool preserve_ad);
 
     // Teardown, in bounded steps: drops the bases, every pin and every allocation reference of the
-    // domain, at most `budget` frames per call. True once nothing is left to drop; the frames
-    // return to the heap as their last references go.
+    // domain, at most `budget` frames or queued devalidations per call. True once nothing is left to
+    // drop; the frames return to the heap as their last references go.
     bool relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsigned budget);
 
     // The current value of an entry, as the hypervisor sees it.
@@ -109,7 +118,8 @@ private:
     void release_entry(unsigned level, std::uint64_t entry, Mfn table);
     Result<void> acquire_linear(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& owner);
     Result<void> validate_table(Mfn table, unsigned level, DomainMemory& owner);
-    void devalidate_table(Mfn table, unsigned level);
+    void devalidate(PageInfo& page);
+    static void requeue(PageInfo& page, FrameList& list);
     Result<void> get_page_and_type(Mfn frame, PageType type, DomainMemory& owner);
     void put_page_and_type(Mfn frame);
     std::span<std::uint64_t, entries_per_table> table_entries(Mfn table);

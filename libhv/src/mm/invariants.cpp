@@ -49,7 +49,12 @@ private:
         }
         ++owned_;
         expect(page.ref_count > 0, "an owned frame has no references", frame);
-        expect((page.type_count == 0) == (page.type == PageType::none), "type and type count disagree", frame);
+        if (page.has(PageInfo::devalidating)) {
+            expect(is_page_table(page.type) && page.type_count == 0, "a queued frame is not an unused table", frame);
+            ++expected_[frame.value].refs;
+        } else {
+            expect((page.type_count == 0) == (page.type == PageType::none), "type and type count disagree", frame);
+        }
         if (page.has(PageInfo::allocated))
             ++expected_[frame.value].refs;
         if (page.has(PageInfo::pinned)) {
@@ -130,7 +135,7 @@ private:
         std::uint64_t listed = 0;
         for (const DomainMemory& domain : frames_.domains()) {
             std::uint64_t owned = 0;
-            for (const FrameList* list : {&domain.frames, &domain.relinquished}) {
+            for (const FrameList* list : {&domain.frames, &domain.relinquished, &domain.devalidating}) {
                 for (const PageInfo& page : *list) {
                     expect(page.owner == domain.id, "a domain lists a frame it does not own", frames_.mfn_of(page));
                     ++owned;

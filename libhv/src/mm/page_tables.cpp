@@ -73,6 +73,17 @@ Result<PageTables::EntryLocation> PageTables::locate_l1_entry(const VcpuMmu& vcp
 
 Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner) {
     PageInfo& page = frames_.info(frame);
+    if (page.has(PageInfo::devalidating)) {
+        if (page.type == type) {
+            // Its entries were not touched while it waited: it is still a valid table.
+            requeue(page, frames_.domain(page.owner)->frames);
+            page.flags &= static_cast<std::uint8_t>(~PageInfo::devalidating);
+            page.type_count = 1;
+            frames_.put_page(frame);  // the queue's reference
+            return {};
+        }
+        devalidate(page);
+    }
     if (page.type_count != 0) {
         if (page.type != type || page.type_count == UINT32_MAX)
             return Errc::einval;
@@ -99,9 +110,19 @@ void PageTables::put_type(Mfn frame) {
     PageInfo& page = frames_.info(frame);
     if (--page.type_count != 0)
         return;
-    if (is_page_table(page.type))
-        devalidate_table(frame, table_level(page.type));
-    page.type = PageType::none;
+    if (!is_page_table(page.type)) {
+        page.type = PageType::none;
+        return;
+    }
+    ++page.ref_count;  // the queue's reference: a queued table is never freed
+    page.flags |= PageInfo::devalidating;
+    requeue(page, frames_.domain(page.owner)->devalidating);
+}
+
+bool PageTables::drain(DomainMemory& domain, unsigned budget) {
+    for (; budget > 0 && !domain.devalidating.empty(); --budget)
+        devalidate(domain.devalidating.front());
+    return domain.devalidating.empty();
 }
 
 Result<void> PageTables::get_page_and_type(Mfn frame, PageType type, DomainMemory& owner) {
@@ -214,15 +235,29 @@ Result<void> PageTables::validate_table(Mfn table, unsigned level, DomainMemory&
     return {};
 }
 
-void PageTables::devalidate_table(Mfn table, unsigned level) {
-    if (DomainMemory* owner = frames_.domain(frames_.info(table).owner))
-        frames_.defer_flush(*owner);
+// Drops the references a queued table's entries hold; a table they release is queued in turn, so
+// the work is one table, however deep the hierarchy.
+void PageTables::devalidate(PageInfo& page) {
+    const Mfn table = frames_.mfn_of(page);
+    const unsigned level = table_level(page.type);
+    DomainMemory& owner = *frames_.domain(page.owner);
+    requeue(page, owner.frames);
+    page.flags &= static_cast<std::uint8_t>(~PageInfo::devalidating);
+    frames_.defer_flush(owner);
     auto entries = table_entries(table);
     for (unsigned i = 0; i < entries_per_table; ++i) {
         if (level == 4 && is_hypervisor_l4_slot(i))
             continue;
         release_entry(level, entries[i], table);
     }
+    page.type = PageType::none;
+    frames_.put_page(table);  // the queue's reference
+}
+
+// Moves a frame from whichever of its owner's lists holds it to `list`.
+void PageTables::requeue(PageInfo& page, FrameList& list) {
+    FrameList::node_algorithms::unlink(FrameList::value_traits::to_node_ptr(page));
+    list.push_back(page);
 }
 
 Result<void> PageTables::update_entry(DomainMemory& table_owner, DomainMemory& frame_owner, Mfn table, unsigned index,
@@ -328,7 +363,14 @@ bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsi
         }
         (void)set_gdt(domain, vcpu, {}, 0);
     }
-    for (; budget > 0 && !domain.frames.empty(); --budget) {
+    for (; budget > 0; --budget) {
+        // Queued tables first, so that the queue stays short.
+        if (!domain.devalidating.empty()) {
+            devalidate(domain.devalidating.front());
+            continue;
+        }
+        if (domain.frames.empty())
+            break;
         PageInfo& page = domain.frames.front();
         domain.frames.pop_front();
         domain.relinquished.push_back(page);
@@ -345,7 +387,7 @@ bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsi
         }
         frames_.put_page(frame);
     }
-    return domain.frames.empty();
+    return domain.frames.empty() && domain.devalidating.empty();
 }
 
 }  // namespace hv::mm

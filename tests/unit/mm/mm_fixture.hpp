@@ -81,6 +81,12 @@ struct MmFixture {
         return snap;
     }
 
+    // What the hypervisor does before it resumes a guest: finish every queued devalidation.
+    void settle() {
+        for (DomainMemory& domain : frames.domains())
+            tables.drain(domain, UINT32_MAX);
+    }
+
     void require_invariants() {
         const auto violation = check_invariants(frames, vcpus, scratch);
         if (violation)

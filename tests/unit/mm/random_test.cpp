@@ -107,7 +107,10 @@ TEST_CASE_METHOD(RandomMachine, "mm: random operations from three domains keep e
     constexpr int steps = 3000;
     for (int i = 0; i < steps; ++i) {
         const auto before = counts(infos);
-        if (step())
+        const bool ok = step();
+        require_invariants();  // also with devalidations still queued
+        settle();
+        if (ok)
             ++accepted;
         else
             REQUIRE(counts(infos) == before);
