@@ -131,7 +131,11 @@ public:
     // A zeroed frame for `domain`, holding its allocation reference; enomem past max_pages or when
     // the heap is empty.
     Result<Mfn> allocate(DomainMemory& domain);
-    // Gives a hypervisor frame (shared_info, grant-table frames) to `domain` to map, writable.
+    // A zeroed frame out of the heap for the hypervisor's own use (shared_info, grant-table frames),
+    // owned by no domain; enomem when the heap is empty.
+    Result<Mfn> take_from_heap();
+    // Gives a hypervisor frame (from take_from_heap) to `domain` to map, writable. The domain
+    // cannot give it back; it returns to the heap when the domain is torn down.
     void share_with(DomainMemory& domain, Mfn frame);
     // Drops the allocation reference: the frame leaves `domain` and is freed on its last put.
     Result<void> release(DomainMemory& domain, Mfn frame);

@@ -75,20 +75,30 @@ void FrameTable::add_to_heap(Mfn first, std::uint64_t count) {
     }
 }
 
-Result<Mfn> FrameTable::allocate(DomainMemory& domain) {
-    if (domain.tot_pages >= domain.max_pages || free_list_.empty())
+Result<Mfn> FrameTable::take_from_heap() {
+    if (free_list_.empty())
         return Errc::enomem;
     PageInfo& page = free_list_.front();
     free_list_.pop_front();
     --free_count_;
     const Mfn frame = mfn_of(page);
     std::memset(platform_.map(frame), 0, page_size);
+    return frame;
+}
+
+Result<Mfn> FrameTable::allocate(DomainMemory& domain) {
+    if (domain.tot_pages >= domain.max_pages)
+        return Errc::enomem;
+    const auto frame = take_from_heap();
+    if (!frame)
+        return frame;
+    PageInfo& page = info(*frame);
     page.owner = domain.id;
     page.flags = PageInfo::allocated;
     page.ref_count = 1;
     domain.frames.push_back(page);
     ++domain.tot_pages;
-    return frame;
+    return *frame;
 }
 
 void FrameTable::share_with(DomainMemory& domain, Mfn frame) {

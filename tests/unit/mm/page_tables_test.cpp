@@ -364,3 +364,26 @@ TEST_CASE_METHOD(MmFixture, "mm: teardown returns every frame, in bounded steps"
     REQUIRE(frames.remove_domain(dom1));
     require_invariants();
 }
+
+TEST_CASE_METHOD(MmFixture, "mm: a frame the hypervisor shares with a domain is mappable writable, never a table", "[mm][hostile]") {
+    const auto taken = frames.take_from_heap();
+    REQUIRE(taken);
+    const Mfn shared_info = *taken;
+    frames.share_with(dom1, shared_info);
+    const Chain chain = build_chain(dom1);
+    REQUIRE(tables.pin(dom1, chain.l4, 4));
+    REQUIRE(tables.update_entry(dom1, dom1, chain.l1, 1, entry(shared_info, rw), false));
+    CHECK(frames.info(shared_info).type == PageType::writable);
+    REQUIRE(tables.update_entry(dom1, dom1, chain.l1, 1, 0, false));
+    const Snapshot before = snapshot();
+    CHECK(tables.pin(dom1, shared_info, 1).error() == Errc::einval);
+    CHECK(tables.update_entry(dom1, dom1, chain.l2, 1, entry(shared_info, rw), false).error() == Errc::einval);
+    CHECK(frames.release(dom1, shared_info).error() == Errc::einval);  // not the domain's to give back
+    CHECK(snapshot() == before);
+    CHECK(tables.update_entry(dom1, dom2, chain.l1, 1, entry(shared_info, ro), false).error() == Errc::ebusy);
+    require_invariants();
+    while (!tables.relinquish(dom1, std::span{vcpus}.first(1), 8))
+        ;
+    CHECK(frames.info(shared_info).owner == DomId{pvkit::abi::DOMID_INVALID});  // back in the heap
+    require_invariants();
+}
