@@ -49,6 +49,7 @@ struct PageInfo {
     static constexpr std::uint8_t pinned = 1 << 1;     // a pin holds one type and one general reference
     static constexpr std::uint8_t shared = 1 << 2;     // hypervisor memory shared with the owner (shared_info...)
     static constexpr std::uint8_t devalidating = 1 << 3;  // a table whose last type reference went, queued
+    static constexpr std::uint8_t was_table = 1 << 4;     // a table or descriptor page since the last flush
 
     bool has(std::uint8_t flag) const { return (flags & flag) != 0; }
 };
@@ -159,9 +160,10 @@ public:
     }
 
     // TLB flushes are deferred: removing a mapping only records that the domain owes one, and every
-    // owed flush is paid before a frame returns to the heap or becomes a page table or descriptor
-    // page, the two moments when a stale translation would become a way out (as Xen's TLB-flush
-    // clock does). Guests that want their own TLBs flushed ask for it (mmuext_op, UVMF_*).
+    // owed flush is paid before a frame returns to the heap, becomes a page table or descriptor
+    // page, or stops being one: the moments when a stale translation, or a stale cached walk through
+    // an old table, would become a way out (as Xen's TLB-flush clock does). Guests that want their
+    // own TLBs flushed ask for it (mmuext_op, UVMF_*).
     void defer_flush(DomainMemory& domain);
     void flush_owed();
 

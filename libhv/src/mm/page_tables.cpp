@@ -92,8 +92,11 @@ Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner)
     }
     if (page.has(PageInfo::shared) && type != PageType::writable)
         return Errc::einval;  // hypervisor pages shared with a guest only ever hold data
-    if (type != PageType::writable)
-        frames_.flush_owed();  // no stale writable translation may outlive the change
+    // No stale writable translation may outlive a change to a table, and no cached walk through a
+    // former table may outlive its becoming writable.
+    if (type != PageType::writable || page.has(PageInfo::was_table))
+        frames_.flush_owed();
+    page.flags &= static_cast<std::uint8_t>(~PageInfo::was_table);
     page.type = type;
     page.type_count = 1;
     auto validated = is_page_table(type)           ? validate_table(frame, table_level(type), owner)
@@ -111,6 +114,10 @@ void PageTables::put_type(Mfn frame) {
     if (--page.type_count != 0)
         return;
     if (!is_page_table(page.type)) {
+        if (page.type == PageType::seg_desc) {
+            page.flags |= PageInfo::was_table;
+            frames_.defer_flush(*frames_.domain(page.owner));
+        }
         page.type = PageType::none;
         return;
     }
@@ -243,6 +250,7 @@ void PageTables::devalidate(PageInfo& page) {
     DomainMemory& owner = *frames_.domain(page.owner);
     requeue(page, owner.frames);
     page.flags &= static_cast<std::uint8_t>(~PageInfo::devalidating);
+    page.flags |= PageInfo::was_table;
     frames_.defer_flush(owner);
     auto entries = table_entries(table);
     for (unsigned i = 0; i < entries_per_table; ++i) {

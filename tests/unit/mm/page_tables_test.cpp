@@ -220,6 +220,21 @@ TEST_CASE_METHOD(MmFixture, "mm: a frame once mapped writable is flushed from TL
     require_invariants();
 }
 
+TEST_CASE_METHOD(MmFixture, "mm: a former page table is flushed from TLBs before it is mapped writable", "[mm][hostile]") {
+    const Chain chain = build_chain(dom1);
+    REQUIRE(tables.pin(dom1, chain.l4, 4));
+    const Mfn l1 = allocate(dom1);
+    REQUIRE(tables.update_entry(dom1, dom1, chain.l2, 1, entry(l1, rw), false));  // l1 becomes an L1
+    REQUIRE(tables.update_entry(dom1, dom1, chain.l2, 1, 0, false));             // ...and is unlinked
+    settle();
+    const int flushes = platform.flushes;
+    // A CPU may still cache the L2 entry that pointed at it: writing its entries must not be
+    // possible until that is flushed.
+    REQUIRE(tables.update_entry(dom1, dom1, chain.l1, 1, entry(l1, rw), false));
+    CHECK(platform.flushes == flushes + 1);
+    require_invariants();
+}
+
 TEST_CASE_METHOD(MmFixture, "mm: a frame is flushed from TLBs before it returns to the heap", "[mm][hostile]") {
     const Chain chain = build_chain(dom1);
     REQUIRE(tables.pin(dom1, chain.l4, 4));
