@@ -44,12 +44,14 @@ struct PageInfo {
     PageType type = PageType::none;
     std::uint8_t flags = 0;
     std::int16_t linear_count = 0;   // >0: holds that many linear entries; <0: the target of that many
+    std::uint16_t validated_entries = 0;  // a partially validated table: entries [0, this) hold references
 
     static constexpr std::uint8_t allocated = 1 << 0;  // owns the owner's allocation reference
     static constexpr std::uint8_t pinned = 1 << 1;     // a pin holds one type and one general reference
     static constexpr std::uint8_t shared = 1 << 2;     // hypervisor memory shared with the owner (shared_info...)
     static constexpr std::uint8_t devalidating = 1 << 3;  // a table whose last type reference went, queued
     static constexpr std::uint8_t was_table = 1 << 4;     // a table or descriptor page since the last flush
+    static constexpr std::uint8_t partial = 1 << 5;       // a table being validated, in bounded steps
 
     bool has(std::uint8_t flag) const { return (flags & flag) != 0; }
 };
@@ -148,7 +150,8 @@ public:
             return false;
         PageInfo& page = info(frame);
         // A frame with no references is in the heap (or on its way there) and belongs to no one.
-        if (page.owner != owner.id || page.ref_count == 0 || page.ref_count == UINT32_MAX)
+        // The margin leaves room for the references the hypervisor itself takes on a frame.
+        if (page.owner != owner.id || page.ref_count == 0 || page.ref_count >= UINT32_MAX - 8)
             return false;
         ++page.ref_count;
         return true;

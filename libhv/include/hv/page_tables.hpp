@@ -56,14 +56,39 @@ struct VcpuMmu {
     unsigned gdt_frame_count() const { return (gdt_entries + entries_per_table - 1) / entries_per_table; }
 };
 
+// A validation stopped at its budget: the operation makes no change a guest can see and is to be
+// issued again (a hypercall continuation), when the validation goes on where it stopped. The memory
+// hypercalls turn it into a continuation; a guest never receives it.
+inline constexpr Errc validation_incomplete = Errc::eagain;
+
 class PageTables {
 public:
     explicit PageTables(FrameTable& frames) : frames_{frames} {}
 
     FrameTable& frames() { return frames_; }
 
+    // How many entries one memory hypercall may validate before it stops with
+    // validation_incomplete and continues later (a partially validated table remembers how far it
+    // got). Direct calls to this class are not limited.
+    void set_validation_step(std::uint32_t entries) { validation_step_ = entries; }
+
+    // Limits validation to one step for as long as it lives: the memory hypercalls hold one.
+    class ValidationStep {
+    public:
+        explicit ValidationStep(PageTables& tables) : tables_{tables} {
+            tables_.validation_budget_ = tables_.validation_step_;
+        }
+        ~ValidationStep() { tables_.validation_budget_ = UINT32_MAX; }
+        ValidationStep(const ValidationStep&) = delete;
+        ValidationStep& operator=(const ValidationStep&) = delete;
+
+    private:
+        PageTables& tables_;
+    };
+
     // A type reference: the first one gives the frame its type, validating every entry of a page
-    // table (and taking the references they need). The last one queues a page table for
+    // table (and taking the references they need), possibly over several calls (see
+    // validation_incomplete); a partially validated table serves no other use until it is done. The last one queues a page table for
     // devalidation: dropping its entries' references can cascade through a whole hierarchy, so it
     // is done a bounded number of tables at a time by drain(). A queued table keeps its type and a
     // general reference; getting it back with the same type takes it off the queue, and any other
@@ -71,9 +96,9 @@ public:
     Result<void> get_type(Mfn frame, PageType type, DomainMemory& owner);
     void put_type(Mfn frame);
 
-    // Devalidates up to `budget` of the domain's queued tables; true when none is left. Every
-    // memory hypercall drains the caller's queue before it returns to the guest (continuing
-    // itself while more is left), so a guest sees the same effects as if it were immediate.
+    // Devalidates up to `budget` of the domain's queued tables; true when none is left. The
+    // platform drains a domain's queue before it resumes one of its vCPUs (yielding between
+    // bounded steps), so that a guest sees the same effects as if the work had been immediate.
     bool drain(DomainMemory& domain, unsigned budget);
 
     // mmuext_op PIN_Lx_TABLE / UNPIN_TABLE.
@@ -118,6 +143,9 @@ private:
     void release_entry(unsigned level, std::uint64_t entry, Mfn table);
     Result<void> acquire_linear(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& owner);
     Result<void> validate_table(Mfn table, unsigned level, DomainMemory& owner);
+    Result<void> continue_validation(Mfn frame, DomainMemory& owner);
+    void abandon_validation(PageInfo& page);
+    void release_entries(Mfn table, unsigned level, unsigned count);
     void devalidate(PageInfo& page);
     static void requeue(PageInfo& page, FrameList& list);
     Result<void> get_page_and_type(Mfn frame, PageType type, DomainMemory& owner);
@@ -125,6 +153,8 @@ private:
     std::span<std::uint64_t, entries_per_table> table_entries(Mfn table);
 
     FrameTable& frames_;
+    std::uint32_t validation_step_ = 4096;  // eight full tables
+    std::uint32_t validation_budget_ = UINT32_MAX;
 };
 
 // Recomputes every reference and type count from the page tables, pins and bases, and checks the

@@ -8,6 +8,9 @@
 
 namespace hv::mm {
 
+// The caller checks that the fault came from guest kernel mode (a guest user's write fault is the
+// guest kernel's to handle) and that the write is to a read-only present mapping.
+//
 // Handles a write fault at `fault_address` by the caller's guest kernel: if the address lies in one
 // of the caller's own L1 tables (through its current page tables) and the assist is on, decodes the
 // instruction at rip, performs its write as a validated update of the entry (1-, 2- and 4-byte

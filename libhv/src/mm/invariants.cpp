@@ -49,8 +49,9 @@ private:
         }
         ++owned_;
         expect(page.ref_count > 0, "an owned frame has no references", frame);
-        if (page.has(PageInfo::devalidating)) {
-            expect(is_page_table(page.type) && page.type_count == 0, "a queued frame is not an unused table", frame);
+        if (page.has(PageInfo::devalidating) || page.has(PageInfo::partial)) {
+            expect(is_page_table(page.type) && page.type_count == 0, "a queued or partial frame is not an unused table",
+                   frame);
             ++expected_[frame.value].refs;
         } else {
             expect((page.type_count == 0) == (page.type == PageType::none), "type and type count disagree", frame);
@@ -63,7 +64,8 @@ private:
             ++expected_[frame.value].types;
         }
         if (is_page_table(page.type))
-            count_entries(frame, table_level(page.type));
+            count_entries(frame, table_level(page.type),
+                          page.has(PageInfo::partial) ? page.validated_entries : entries_per_table);
         if (page.type == PageType::seg_desc)
             check_descriptors(frame);
     }
@@ -76,12 +78,16 @@ private:
         }
     }
 
-    void count_entries(Mfn table, unsigned level) {
+    // The first `validated` entries hold references (all of them, unless a validation is partial).
+    void count_entries(Mfn table, unsigned level, unsigned validated) {
         const auto* entries = reinterpret_cast<const std::uint64_t*>(frames_.platform().map(table));
         const PageInfo& holder = frames_.info(table);
-        for (unsigned i = 0; i < entries_per_table; ++i) {
+        const bool partial = holder.has(PageInfo::partial);
+        for (unsigned i = 0; i < validated; ++i) {
             const std::uint64_t entry = entries[i];
             if (level == 4 && is_hypervisor_l4_slot(i)) {
+                if (partial)
+                    continue;  // filled when the validation completes
                 const DomainMemory* owner = frames_.domain(holder.owner);
                 expect(owner && entry == frames_.platform().hypervisor_l4_entry(*owner, i),
                        "a hypervisor L4 slot holds something else", table);
@@ -89,7 +95,7 @@ private:
             }
             if (!(entry & pte::present))
                 continue;
-            expect(entry & pte::user, "a present entry lacks the user bit", table);
+            expect(partial || (entry & pte::user), "a present entry lacks the user bit", table);
             const Mfn target = pte::frame(entry);
             if (!frames_.is_valid(target)) {
                 expect(false, "an entry maps a frame beyond the frame table", table);

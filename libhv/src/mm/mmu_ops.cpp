@@ -12,8 +12,8 @@ namespace {
 constexpr long failure(Errc error) { return xen_errno(error); }
 
 // The domains a batch acts for, from its foreigndom argument: the low 16 bits name the owner of
-// the frames being mapped, the high 16 bits (plus one) the owner of the page tables; DOMID_SELF
-// and 0 mean the caller. Naming another domain takes privilege; naming oneself by number is
+// the frames being mapped (DOMID_SELF: the caller), the high 16 bits, when not 0, the owner of the
+// page tables plus one. Naming another domain takes privilege; naming oneself by number is
 // refused, as Xen does.
 struct Owners {
     DomainMemory* frames;
@@ -84,8 +84,16 @@ long run_batch(MmuCaller& caller, std::uint64_t hypercall, GuestHandle<Element> 
                 }
             }
         }
-        if ((result = apply(buffer[done - buffered_from])) != 0)
+        if ((result = apply(buffer[done - buffered_from])) != 0) {
+            if (result == xen_errno(validation_incomplete)) {  // this element again, later
+                caller.continuation = {true,
+                                       {hypercall,
+                                        {list.address + done * sizeof(Element), (count - done) | batch_continued,
+                                         done_count.address, foreigndom, 0}}};
+                result = 0;
+            }
             break;
+        }
     }
     if (done_count.address != 0 && !copy_to_guest(caller.memory, done_count, done_before + done) && result == 0)
         result = failure(Errc::efault);
@@ -211,7 +219,7 @@ long apply_mmuext_op(PageTables& tables, MmuCaller& caller, DomainMemory& owner,
             return refuse(true);
         std::byte* destination = frames.platform().map(frame);
         if (copy) {
-            std::memcpy(destination, frames.platform().map(source), page_size);
+            std::memmove(destination, frames.platform().map(source), page_size);  // source may be destination
             frames.put_page(source);
         } else {
             std::memset(destination, 0, page_size);
@@ -228,8 +236,19 @@ long apply_mmuext_op(PageTables& tables, MmuCaller& caller, DomainMemory& owner,
     }
 }
 
+// A single update whose validation stopped is issued again, unchanged, to go on with it.
+long continue_if_incomplete(MmuCaller& caller, std::uint64_t hypercall, std::initializer_list<std::uint64_t> args,
+                            long result) {
+    if (result != xen_errno(validation_incomplete))
+        return result;
+    caller.continuation = {true, {hypercall, {}}};
+    std::copy(args.begin(), args.end(), caller.continuation.registers.args);
+    return 0;
+}
+
 long update_mapping(PageTables& tables, MmuCaller& caller, DomainMemory& frame_owner, std::uint64_t address,
                     std::uint64_t value, std::uint64_t flags) {
+    const PageTables::ValidationStep step{tables};
     const std::uint64_t flush = flags & abi::UVMF_FLUSHTYPE_MASK;
     const std::uint64_t scope = flags & ~std::uint64_t{abi::UVMF_FLUSHTYPE_MASK};
     if (flush == abi::UVMF_FLUSHTYPE_MASK)
@@ -251,6 +270,7 @@ long update_mapping(PageTables& tables, MmuCaller& caller, DomainMemory& frame_o
 }  // namespace
 
 long mmu_update(PageTables& tables, MmuCaller& caller, const hypercall_args::mmu_update& args) {
+    const PageTables::ValidationStep step{tables};
     const auto owners = decode_owners(tables.frames(), caller, args.foreigndom);
     if (!owners)
         return owners.xen_errno();
@@ -259,6 +279,7 @@ long mmu_update(PageTables& tables, MmuCaller& caller, const hypercall_args::mmu
 }
 
 long mmuext_op(PageTables& tables, MmuCaller& caller, const hypercall_args::mmuext_op& args) {
+    const PageTables::ValidationStep step{tables};
     const auto owners = decode_owners(tables.frames(), caller, args.foreigndom & 0xFFFF);
     if (!owners)
         return owners.xen_errno();
@@ -267,7 +288,8 @@ long mmuext_op(PageTables& tables, MmuCaller& caller, const hypercall_args::mmue
 }
 
 long update_va_mapping(PageTables& tables, MmuCaller& caller, const hypercall_args::update_va_mapping& args) {
-    return update_mapping(tables, caller, caller.domain, args.va, args.val, args.flags);
+    const long result = update_mapping(tables, caller, caller.domain, args.va, args.val, args.flags);
+    return continue_if_incomplete(caller, abi::HYPERVISOR_update_va_mapping, {args.va, args.val, args.flags}, result);
 }
 
 long update_va_mapping_otherdomain(PageTables& tables, MmuCaller& caller,
@@ -275,7 +297,9 @@ long update_va_mapping_otherdomain(PageTables& tables, MmuCaller& caller,
     const auto owner = foreign_domain(tables.frames(), caller, args.domid);
     if (!owner)
         return owner.xen_errno();
-    return update_mapping(tables, caller, **owner, args.va, args.val, args.flags);
+    const long result = update_mapping(tables, caller, **owner, args.va, args.val, args.flags);
+    return continue_if_incomplete(caller, abi::HYPERVISOR_update_va_mapping_otherdomain,
+                                  {args.va, args.val, args.flags, args.domid}, result);
 }
 
 }  // namespace hv::mm

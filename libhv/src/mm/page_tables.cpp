@@ -73,6 +73,8 @@ Result<PageTables::EntryLocation> PageTables::locate_l1_entry(const VcpuMmu& vcp
 
 Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner) {
     PageInfo& page = frames_.info(frame);
+    if (page.has(PageInfo::partial))  // only the same use can finish it; nothing else may start
+        return page.type == type ? continue_validation(frame, owner) : Result<void>{Errc::einval};
     if (page.has(PageInfo::devalidating)) {
         if (page.type == type) {
             // Its entries were not touched while it waited: it is still a valid table.
@@ -98,15 +100,51 @@ Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner)
         frames_.flush_owed();
     page.flags &= static_cast<std::uint8_t>(~PageInfo::was_table);
     page.type = type;
+    if (is_page_table(type)) {
+        ++page.ref_count;  // held while partially validated, so that the frame stays
+        page.flags |= PageInfo::partial;
+        page.validated_entries = 0;
+        return continue_validation(frame, owner);
+    }
     page.type_count = 1;
-    auto validated = is_page_table(type)           ? validate_table(frame, table_level(type), owner)
-                     : type == PageType::seg_desc ? validate_descriptor_page(table_entries(frame))
-                                                  : Result<void>{};
+    auto validated = type == PageType::seg_desc ? validate_descriptor_page(table_entries(frame)) : Result<void>{};
     if (!validated) {
         page.type = PageType::none;
         page.type_count = 0;
     }
     return validated;
+}
+
+Result<void> PageTables::continue_validation(Mfn frame, DomainMemory& owner) {
+    PageInfo& page = frames_.info(frame);
+    auto validated = validate_table(frame, table_level(page.type), owner);
+    if (!validated && validated.error() == validation_incomplete)
+        return validated;
+    page.flags &= static_cast<std::uint8_t>(~PageInfo::partial);
+    page.validated_entries = 0;
+    if (validated)
+        page.type_count = 1;
+    else
+        page.type = PageType::none;
+    frames_.put_page(frame);  // the hold of the partial validation
+    return validated;
+}
+
+void PageTables::abandon_validation(PageInfo& page) {
+    const Mfn frame = frames_.mfn_of(page);
+    release_entries(frame, table_level(page.type), page.validated_entries);
+    page.flags &= static_cast<std::uint8_t>(~PageInfo::partial);
+    page.validated_entries = 0;
+    page.type = PageType::none;
+    frames_.put_page(frame);
+}
+
+void PageTables::release_entries(Mfn table, unsigned level, unsigned count) {
+    auto entries = table_entries(table);
+    for (unsigned i = 0; i < count; ++i) {
+        if (!(level == 4 && is_hypervisor_l4_slot(i)))
+            release_entry(level, entries[i], table);
+    }
 }
 
 void PageTables::put_type(Mfn frame) {
@@ -176,7 +214,7 @@ Result<void> PageTables::acquire_entry(unsigned level, std::uint64_t entry, Mfn 
     if (!frames_.get_page(target, table_owner))
         return Errc::einval;
     if (auto typed = get_type(target, linked_type(level), table_owner); !typed) {
-        const bool linear = frames_.info(target).type == table_type(level) && typed.error() == Errc::einval;
+        const bool linear = typed.error() == Errc::einval && frames_.info(target).type == table_type(level);
         if (!linear || !acquire_linear(level, entry, table, table_owner)) {
             frames_.put_page(target);
             return typed.error();
@@ -218,20 +256,32 @@ void PageTables::release_entry(unsigned level, std::uint64_t entry, Mfn table) {
     put_page_and_type(target);
 }
 
+// Validates the table's entries from where an earlier step stopped. Takes every entry's references
+// first and writes nothing, so that a failure leaves the table as the guest wrote it; stops, keeping
+// what it took, when the budget runs out or a table below stops.
 Result<void> PageTables::validate_table(Mfn table, unsigned level, DomainMemory& owner) {
+    PageInfo& page = frames_.info(table);
     auto entries = table_entries(table);
-    // Take every entry's references first and write nothing, so that a failure leaves the table as
-    // the guest wrote it.
-    for (unsigned i = 0; i < entries_per_table; ++i) {
-        if (level == 4 && is_hypervisor_l4_slot(i))
+    for (unsigned i = page.validated_entries; i < entries_per_table; ++i) {
+        if ((level == 4 && is_hypervisor_l4_slot(i)) || !(entries[i] & pte::present))
             continue;
+        // Present entries are what costs (each may validate a table below); a table's empty ones
+        // are at most 512 quick looks. An entry is charged once it is done, so that going back
+        // down to a partial table below costs nothing and every step makes progress.
+        if (validation_budget_ == 0) {
+            page.validated_entries = static_cast<std::uint16_t>(i);
+            return validation_incomplete;
+        }
         if (auto acquired = acquire_entry(level, entries[i], table, owner, owner); !acquired) {
-            while (i-- > 0) {
-                if (!(level == 4 && is_hypervisor_l4_slot(i)))
-                    release_entry(level, entries[i], table);
+            if (acquired.error() == validation_incomplete) {
+                page.validated_entries = static_cast<std::uint16_t>(i);
+                return acquired;
             }
+            release_entries(table, level, i);
             return acquired;
         }
+        if (validation_budget_ > 0)  // a table below may have spent it all on its own last entry
+            --validation_budget_;
     }
     for (unsigned i = 0; i < entries_per_table; ++i)
         entries[i] = adjust_entry(level, entries[i]);
@@ -252,12 +302,7 @@ void PageTables::devalidate(PageInfo& page) {
     page.flags &= static_cast<std::uint8_t>(~PageInfo::devalidating);
     page.flags |= PageInfo::was_table;
     frames_.defer_flush(owner);
-    auto entries = table_entries(table);
-    for (unsigned i = 0; i < entries_per_table; ++i) {
-        if (level == 4 && is_hypervisor_l4_slot(i))
-            continue;
-        release_entry(level, entries[i], table);
-    }
+    release_entries(table, level, entries_per_table);
     page.type = PageType::none;
     frames_.put_page(table);  // the queue's reference
 }
@@ -272,24 +317,31 @@ Result<void> PageTables::update_entry(DomainMemory& table_owner, DomainMemory& f
                                       std::uint64_t value, bool preserve_ad) {
     if (!frames_.is_valid(table) || index >= entries_per_table)
         return Errc::einval;
-    const PageInfo& page = frames_.info(table);
+    PageInfo& page = frames_.info(table);
     if (page.owner != table_owner.id || !is_page_table(page.type) || page.type_count == 0)
         return Errc::einval;
     const unsigned level = table_level(page.type);
     if (level == 4 && is_hypervisor_l4_slot(index))
         return Errc::einval;
+    // The table keeps its type for the whole update: taking the new entry's references can
+    // devalidate other tables, and that cascade must not reach this one (Xen locks the page).
+    if (page.type_count == UINT32_MAX || !frames_.get_page(table, table_owner))
+        return Errc::einval;
+    ++page.type_count;
     auto entries = table_entries(table);
     const std::uint64_t old = entries[index];
     if (preserve_ad)
         value = (value & ~(pte::accessed | pte::dirty)) | (old & (pte::accessed | pte::dirty));
     DomainMemory& mapped_owner = level == 1 ? frame_owner : table_owner;
-    if (auto acquired = acquire_entry(level, value, table, table_owner, mapped_owner); !acquired)
-        return acquired;
-    entries[index] = adjust_entry(level, value);
-    if (old & pte::present)
-        frames_.defer_flush(table_owner);  // owed before the release, which may free the frame
-    release_entry(level, old, table);
-    return {};
+    auto acquired = acquire_entry(level, value, table, table_owner, mapped_owner);
+    if (acquired) {
+        entries[index] = adjust_entry(level, value);
+        if (old & pte::present)
+            frames_.defer_flush(table_owner);  // owed before the release, which may free the frame
+        release_entry(level, old, table);
+    }
+    put_page_and_type(table);
+    return acquired;
 }
 
 Result<void> PageTables::pin(DomainMemory& domain, Mfn frame, unsigned level) {
@@ -385,6 +437,8 @@ bool PageTables::relinquish(DomainMemory& domain, std::span<VcpuMmu> vcpus, unsi
         // Held across the drops below, so the frame cannot be freed while it is being worked on.
         ++page.ref_count;
         const Mfn frame = frames_.mfn_of(page);
+        if (page.has(PageInfo::partial))
+            abandon_validation(page);
         if (page.has(PageInfo::pinned)) {
             page.flags &= static_cast<std::uint8_t>(~PageInfo::pinned);
             put_page_and_type(frame);

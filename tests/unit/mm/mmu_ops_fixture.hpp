@@ -52,6 +52,7 @@ struct MmuHandlers {
     PageTables& tables;
     long mmu_update(MmuCaller& caller, const args::mmu_update& a) { return hv::mm::mmu_update(tables, caller, a); }
     long memory_op(MmuCaller& caller, const args::memory_op& a) { return hv::mm::memory_op(tables, caller, a); }
+    long mmuext_op(MmuCaller& caller, const args::mmuext_op& a) { return hv::mm::mmuext_op(tables, caller, a); }
 };
 
 struct MmuOpsFixture : MmFixture {

@@ -177,3 +177,26 @@ TEST_CASE_METHOD(MmuOpsFixture, "mm: update_va_mapping finds the L1 through the 
     CHECK(snapshot() == before);
     require_invariants();
 }
+
+// Regression: a table being updated was devalidated and retyped by the cascade its new entry set
+// off (a queued table revalidated as another level), so the update wrote an L3 entry into what had
+// become an L1 and a guest could map a live L2 writable. The table now keeps its type throughout.
+TEST_CASE_METHOD(MmuOpsFixture, "mm: a table keeps its type while one of its entries is updated", "[mm][hostile]") {
+    const Mfn a = allocate(dom1), r = allocate(dom1), q = allocate(dom1), t = allocate(dom1);
+    table(q)[5] = entry(t, ro);  // Q, once an L3, links T read-only: a linear entry
+    table(a)[0] = entry(q, rw);
+    table(a)[1] = entry(r, rw);
+    REQUIRE(tables.pin(dom1, t, 3));
+    REQUIRE(tables.pin(dom1, a, 4));
+    REQUIRE(tables.unpin(dom1, t));  // T's only type reference is now Q's linear entry
+    settle();
+    require_invariants();
+    // Unlink Q (queued for devalidation), then ask T for an entry linking Q as an L2.
+    CHECK(update({write_entry(a, 0, 0), write_entry(t, 7, entry(q, rw))}) == hv::xen_errno(Errc::einval));
+    CHECK(done_count() == 1);
+    CHECK(frames.info(t).type == PageType::l3);
+    CHECK(table(t)[7] == 0);
+    require_invariants();
+    settle();
+    require_invariants();
+}

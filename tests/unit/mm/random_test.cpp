@@ -2,6 +2,9 @@
 // checker recomputes every count, and a refused operation must have changed nothing.
 #include "mm_fixture.hpp"
 
+#include <array>
+#include <functional>
+#include <optional>
 #include <random>
 
 using namespace mm_test;
@@ -26,10 +29,12 @@ struct RandomMachine : MmFixture {
         return vcpus[0];
     }
     Mfn pick_frame() {
-        // Mostly frames somebody owns, sometimes free ones and ones past the table.
+        // Often the page tables built at the start, sometimes frames past the table, else any.
         const std::uint64_t roll = random() % 100;
         if (roll < 2)
             return Mfn{frame_count + random() % 4};
+        if (roll < 30)
+            return tables_built[random() % tables_built.size()];
         return Mfn{random() % frame_count};
     }
     unsigned pick_index() {
@@ -43,38 +48,68 @@ struct RandomMachine : MmFixture {
         return choices[random() % std::size(choices)];
     }
 
-    // One random operation; true when it was accepted.
-    bool step() {
+    enum class Outcome { accepted, refused };
+
+    // One random operation. A third of them run with validation limited to a small step and are
+    // issued again while they stop incomplete, as a hypercall continuation would, with the
+    // invariants checked at every intermediate state.
+    Outcome step() {
+        const auto operation = pick_operation();
+        const bool limited = random() % 3 == 0;
+        tables.set_validation_step(1 + random() % 3);
+        for (int attempts = 0;;) {
+            std::optional<PageTables::ValidationStep> step;
+            if (limited)
+                step.emplace(tables);
+            const hv::Result<void> result = operation();
+            if (result)
+                return Outcome::accepted;
+            if (result.error() != validation_incomplete)
+                return Outcome::refused;
+            ++incomplete_steps;
+            require_invariants();
+            REQUIRE(++attempts < 1000);  // every step makes progress
+        }
+    }
+
+    std::function<hv::Result<void>()> pick_operation() {
         DomainMemory& domain = pick_domain();
         const Mfn frame = pick_frame();
+        VcpuMmu& vcpu = vcpu_of(domain);
         switch (random() % 10) {
         case 0:
-            return static_cast<bool>(frames.allocate(domain));
+            return [this, &domain] { return frames.allocate(domain) ? hv::Result<void>{} : Errc::enomem; };
         case 1:
-            return static_cast<bool>(frames.release(domain, frame));
+            return [this, &domain, frame] { return frames.release(domain, frame); };
         case 2:
-            return static_cast<bool>(tables.pin(domain, frame, 1 + random() % 4));
+            return [this, &domain, frame, level = 1 + random() % 4] {
+                return tables.pin(domain, frame, static_cast<unsigned>(level));
+            };
         case 3:
-            return static_cast<bool>(tables.unpin(domain, frame));
+            return [this, &domain, frame] { return tables.unpin(domain, frame); };
         case 4:
-            return static_cast<bool>(tables.set_kernel_base(domain, vcpu_of(domain), frame));
+            return [this, &domain, &vcpu, frame] { return tables.set_kernel_base(domain, vcpu, frame); };
         case 5:
-            return static_cast<bool>(tables.set_user_base(domain, vcpu_of(domain), random() % 4 ? frame : Mfn{0}));
-        case 6: {
-            const std::uint64_t gdt[] = {frame.value, pick_frame().value};
-            return static_cast<bool>(tables.set_gdt(domain, vcpu_of(domain), gdt, random() % 1100));
-        }
+            return [this, &domain, &vcpu, frame = random() % 4 ? frame : Mfn{0}] {
+                return tables.set_user_base(domain, vcpu, frame);
+            };
+        case 6:
+            return [this, &domain, &vcpu, gdt = std::array{frame.value, pick_frame().value},
+                    entries = static_cast<std::uint32_t>(random() % 1100)] {
+                return tables.set_gdt(domain, vcpu, gdt, entries);
+            };
         default: {
             // Privileged dom0 sometimes maps another domain's frames.
             DomainMemory& frame_owner = &domain == &dom0 && random() % 2 ? dom2 : domain;
             const unsigned index = pick_index();
             const std::uint64_t value = random() % 8 ? entry(pick_frame(), pick_flags()) : 0;
-            const std::uint64_t before = frames.is_valid(frame) ? table(frame)[index] : 0;
-            const bool accepted =
-                static_cast<bool>(tables.update_entry(domain, frame_owner, frame, index, value, random() % 2));
-            if (!accepted && frames.is_valid(frame))
-                CHECK(table(frame)[index] == before);
-            return accepted;
+            return [this, &domain, &frame_owner, frame, index, value, preserve = random() % 2 == 0] {
+                const std::uint64_t before = frames.is_valid(frame) ? table(frame)[index] : 0;
+                auto result = tables.update_entry(domain, frame_owner, frame, index, value, preserve);
+                if (!result && frames.is_valid(frame))
+                    CHECK(table(frame)[index] == before);
+                return result;
+            };
         }
         }
     }
@@ -82,6 +117,8 @@ struct RandomMachine : MmFixture {
     std::uint64_t random() { return generator(); }
 
     DomainMemory dom0{DomId{0}, 90, true};
+    std::vector<Mfn> tables_built;
+    int incomplete_steps = 0;
     std::mt19937_64 generator{20261127};
 };
 
@@ -100,28 +137,35 @@ std::vector<std::tuple<std::uint32_t, std::uint32_t, PageType, std::uint8_t, std
 
 TEST_CASE_METHOD(RandomMachine, "mm: random operations from three domains keep every invariant", "[mm][hostile]") {
     // Start with memory in every domain and some page tables built the ordinary way.
+    // Three pinned chains per domain and two left for the random operations to validate.
     for (DomainMemory* domain : {&dom0, &dom1, &dom2}) {
-        for (int i = 0; i < 3; ++i)
-            REQUIRE(tables.pin(*domain, build_chain(*domain).l4, 4));
-        for (int i = 0; i < 40; ++i)
+        for (int i = 0; i < 5; ++i) {
+            const Chain chain = build_chain(*domain);
+            table(chain.l1)[1] = entry(allocate(*domain), ro);
+            if (i < 3)
+                REQUIRE(tables.pin(*domain, chain.l4, 4));
+            tables_built.insert(tables_built.end(), {chain.l4, chain.l3, chain.l2, chain.l1});
+        }
+        for (int i = 0; i < 30; ++i)
             allocate(*domain);
     }
     int accepted = 0;
     constexpr int steps = 3000;
     for (int i = 0; i < steps; ++i) {
         const auto before = counts(infos);
-        const bool ok = step();
+        const Outcome outcome = step();
         require_invariants();  // also with devalidations still queued
         settle();
-        if (ok)
+        if (outcome == Outcome::accepted)
             ++accepted;
         else
             REQUIRE(counts(infos) == before);
         require_invariants();
     }
-    INFO(accepted << " of " << steps << " operations accepted");
+    INFO(accepted << " of " << steps << " operations accepted, " << incomplete_steps << " validation steps stopped");
     CHECK(accepted > steps / 10);       // the mix exercises success...
     CHECK(accepted < steps * 9 / 10);   // ...and refusal
+    CHECK(incomplete_steps > 0);        // ...and validation in steps
 
     // Tearing every domain down returns every frame to the heap.
     for (DomainMemory* domain : {&dom0, &dom1, &dom2}) {
