@@ -142,6 +142,7 @@ private:
                                         DomainMemory& frame_owner);
     void release_entry(unsigned level, std::uint64_t entry, Mfn table);
     Result<void> acquire_linear(unsigned level, std::uint64_t entry, Mfn table, DomainMemory& owner);
+    Result<void> change_type(Mfn frame, PageInfo& page, PageType type, DomainMemory& owner);
     Result<void> validate_table(Mfn table, unsigned level, DomainMemory& owner);
     Result<void> continue_validation(Mfn frame, DomainMemory& owner);
     void abandon_validation(PageInfo& page);

@@ -73,6 +73,21 @@ Result<PageTables::EntryLocation> PageTables::locate_l1_entry(const VcpuMmu& vcp
 
 Result<void> PageTables::get_type(Mfn frame, PageType type, DomainMemory& owner) {
     PageInfo& page = frames_.info(frame);
+    // The common case first, a frame in use as it is: no validation, no flush, no queue.
+    constexpr std::uint8_t special = PageInfo::partial | PageInfo::devalidating | PageInfo::was_table;
+    if (page.type == type && page.type_count != 0 && page.type_count != UINT32_MAX && !(page.flags & special)) {
+        ++page.type_count;
+        return {};
+    }
+    if (type == PageType::writable && page.type_count == 0 && page.type == PageType::none && !(page.flags & special)) {
+        page.type = PageType::writable;
+        page.type_count = 1;
+        return {};
+    }
+    return change_type(frame, page, type, owner);
+}
+
+Result<void> PageTables::change_type(Mfn frame, PageInfo& page, PageType type, DomainMemory& owner) {
     if (page.has(PageInfo::partial))  // only the same use can finish it; nothing else may start
         return page.type == type ? continue_validation(frame, owner) : Result<void>{Errc::einval};
     if (page.has(PageInfo::devalidating)) {
