@@ -8,14 +8,10 @@
 namespace hv::evtchn {
 
 Result<Port> EventChannels::alloc_unbound(EvtchnDomain& caller, abi::domid_t dom, abi::domid_t remote_dom) {
-    const auto target = domain_by_any_id(caller, dom);
+    const auto target = controlled_domain(caller, dom);
     if (!target)
         return target.error();
     EvtchnDomain& domain = **target;
-    // Checked before the search for a free port (Xen checks after it), so that a domain without
-    // privilege learns nothing about another domain's ports.
-    if (&domain != &caller && !caller.privileged)
-        return Errc::eperm;
     const auto port = find_free_port(domain);
     if (!port)
         return port.error();

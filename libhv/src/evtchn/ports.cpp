@@ -113,12 +113,16 @@ EvtchnDomain* EventChannels::domain(DomId id) {
     return found == domains_.end() ? nullptr : &*found;
 }
 
-Result<EvtchnDomain*> EventChannels::domain_by_any_id(EvtchnDomain& caller, abi::domid_t id) {
+Result<EvtchnDomain*> EventChannels::controlled_domain(EvtchnDomain& caller, abi::domid_t id) {
     if (id == abi::DOMID_SELF)
         return &caller;
     EvtchnDomain* found = domain(DomId{id});
     if (found == nullptr)
         return Errc::esrch;
+    // Checked before anything about the domain's ports (Xen checks after), so that a domain without
+    // privilege learns nothing about another domain's ports, not even how many it has.
+    if (found != &caller && !caller.privileged)
+        return Errc::eperm;
     return found;
 }
 
@@ -196,12 +200,10 @@ bool EventChannels::close_all_ports(EvtchnDomain& domain, std::uint32_t budget) 
 }
 
 Result<void> EventChannels::reset(EvtchnDomain& caller, abi::domid_t dom) {
-    const auto target = domain_by_any_id(caller, dom);
+    const auto target = controlled_domain(caller, dom);
     if (!target)
         return target.error();
     EvtchnDomain& domain = **target;
-    if (&domain != &caller && !caller.privileged)
-        return Errc::eperm;
     // Another domain's ports change under it only while it cannot run.
     if (&domain != &caller && !platform_.paused_by_controller(domain))
         return Errc::einval;

@@ -100,14 +100,10 @@ Result<void> EventChannels::move_vcpu_info(EvtchnDomain& domain, std::uint32_t v
 }
 
 Result<abi::evtchn_status> EventChannels::status(EvtchnDomain& caller, abi::domid_t dom, Port port) {
-    const auto target = domain_by_any_id(caller, dom);
+    const auto target = controlled_domain(caller, dom);
     if (!target)
         return target.error();
     const EvtchnDomain& domain = **target;
-    // Checked before the port (Xen checks after it), so that a domain without privilege learns
-    // nothing about another domain, not even how many ports it has.
-    if (&domain != &caller && !caller.privileged)
-        return Errc::eperm;
     if (port.value >= domain.ports.size())
         return Errc::einval;
 
