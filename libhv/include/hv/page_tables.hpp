@@ -150,6 +150,7 @@ private:
     void devalidate(PageInfo& page);
     static void requeue(PageInfo& page, FrameList& list);
     Result<void> get_page_and_type(Mfn frame, PageType type, DomainMemory& owner);
+    Result<void> replace_base(DomainMemory& domain, std::optional<Mfn>& base, std::optional<Mfn> frame);
     void put_page_and_type(Mfn frame);
     std::span<std::uint64_t, entries_per_table> table_entries(Mfn table);
 

@@ -382,27 +382,24 @@ Result<void> PageTables::unpin(DomainMemory& domain, Mfn frame) {
 }
 
 Result<void> PageTables::set_kernel_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame) {
-    if (!frames_.is_valid(frame))
-        return Errc::einval;
-    if (auto typed = get_page_and_type(frame, PageType::l4, domain); !typed)
-        return typed;
-    if (vcpu.kernel_base)
-        put_page_and_type(*vcpu.kernel_base);
-    vcpu.kernel_base = frame;
-    frames_.platform().flush_tlb(domain);
-    return {};
+    auto replaced = replace_base(domain, vcpu.kernel_base, frame);
+    if (replaced)
+        frames_.platform().flush_tlb(domain);
+    return replaced;
 }
 
 Result<void> PageTables::set_user_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame) {
-    if (frame.value != 0) {
-        if (!frames_.is_valid(frame))
-            return Errc::einval;
-        if (auto typed = get_page_and_type(frame, PageType::l4, domain); !typed)
+    return replace_base(domain, vcpu.user_base, frame.value != 0 ? std::optional{frame} : std::nullopt);
+}
+
+Result<void> PageTables::replace_base(DomainMemory& domain, std::optional<Mfn>& base, std::optional<Mfn> frame) {
+    if (frame) {
+        if (auto typed = get_page_and_type(*frame, PageType::l4, domain); !typed)
             return typed;
     }
-    if (vcpu.user_base)
-        put_page_and_type(*vcpu.user_base);
-    vcpu.user_base = frame.value != 0 ? std::optional{frame} : std::nullopt;
+    if (base)
+        put_page_and_type(*base);
+    base = frame;
     return {};
 }
 
