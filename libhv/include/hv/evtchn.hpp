@@ -192,6 +192,7 @@ private:
     // The domain `id` names for `caller`: itself (DOMID_SELF or its own id), or another one if the
     // caller is privileged; esrch, eperm.
     Result<EvtchnDomain*> controlled_domain(EvtchnDomain& caller, abi::domid_t id);
+    Result<Port> bind_to_vcpu(EvtchnDomain& domain, PortState state, std::uint32_t vcpu);
     Result<Port> find_free_port(const EvtchnDomain& domain) const;
     void occupy(EvtchnDomain& domain, Port port, PortState state, std::uint32_t vcpu);
     void raise(EvtchnDomain& domain, Port port);

@@ -70,22 +70,21 @@ Result<Port> EventChannels::bind_virq(EvtchnDomain& caller, std::uint32_t virq, 
 }
 
 Result<Port> EventChannels::bind_ipi(EvtchnDomain& caller, std::uint32_t vcpu) {
-    if (vcpu >= caller.vcpus.size())
-        return Errc::enoent;
-    const auto port = find_free_port(caller);
-    if (!port)
-        return port.error();
-    occupy(caller, *port, PortState::ipi, vcpu);
-    return *port;
+    return bind_to_vcpu(caller, PortState::ipi, vcpu);
 }
 
 Result<Port> EventChannels::bind_hypervisor_channel(EvtchnDomain& domain, std::uint32_t vcpu) {
+    return bind_to_vcpu(domain, PortState::hypervisor, vcpu);
+}
+
+// A port whose only binding is the vCPU it notifies: enoent for no such vCPU, enospc.
+Result<Port> EventChannels::bind_to_vcpu(EvtchnDomain& domain, PortState state, std::uint32_t vcpu) {
     if (vcpu >= domain.vcpus.size())
         return Errc::enoent;
     const auto port = find_free_port(domain);
     if (!port)
         return port.error();
-    occupy(domain, *port, PortState::hypervisor, vcpu);
+    occupy(domain, *port, state, vcpu);
     return *port;
 }
 

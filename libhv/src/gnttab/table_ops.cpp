@@ -68,13 +68,19 @@ GrantStatus swap(Call& call, const abi::gnttab_swap_grant_ref& op) {
     return GrantStatus::okay;
 }
 
+// The one structure a sub-op that takes no array passes (count must be 1): einval, efault.
+template <class T>
+Result<T> single_structure(Call& call, GuestHandle<void> uop, std::uint32_t count) {
+    if (count != 1)
+        return Errc::einval;
+    return copy_from_guest(call.caller.memory, GuestHandle<T>{uop.address});
+}
+
 }  // namespace
 
 long setup_table(Call& call, GuestHandle<void> uop, std::uint32_t count) {
-    if (count != 1)
-        return failure(Errc::einval);
     const GuestHandle<abi::gnttab_setup_table> handle{uop.address};
-    auto op = copy_from_guest(call.caller.memory, handle);
+    const auto op = single_structure<abi::gnttab_setup_table>(call, uop, count);
     if (!op)
         return op.xen_errno();
     if (!is_guest_range(Vaddr{op->frame_list.address}, std::uint64_t{op->nr_frames} * sizeof(abi::xen_pfn_t)))
@@ -85,10 +91,8 @@ long setup_table(Call& call, GuestHandle<void> uop, std::uint32_t count) {
 }
 
 long query_size(Call& call, GuestHandle<void> uop, std::uint32_t count) {
-    if (count != 1)
-        return failure(Errc::einval);
     const GuestHandle<abi::gnttab_query_size> handle{uop.address};
-    const auto copied = copy_from_guest(call.caller.memory, handle);
+    const auto copied = single_structure<abi::gnttab_query_size>(call, uop, count);
     if (!copied)
         return copied.xen_errno();
     abi::gnttab_query_size op = *copied;
@@ -138,10 +142,8 @@ long get_version(Call& call, GuestHandle<void> uop) {
 
 // Version 1 has no status frames: asking for any is general_error (for none, okay), as in Xen.
 long get_status_frames(Call& call, GuestHandle<void> uop, std::uint32_t count) {
-    if (count != 1)
-        return failure(Errc::einval);
     const GuestHandle<abi::gnttab_get_status_frames> handle{uop.address};
-    const auto copied = copy_from_guest(call.caller.memory, handle);
+    const auto copied = single_structure<abi::gnttab_get_status_frames>(call, uop, count);
     if (!copied)
         return copied.xen_errno();
     GrantTable* table = nullptr;
