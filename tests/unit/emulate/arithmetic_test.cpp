@@ -2,19 +2,8 @@
 #include "emulate_fixture.hpp"
 
 using namespace emulate_test;
-using hv::emulate::arithmetic_flags;
-using hv::emulate::flag_af;
-using hv::emulate::flag_cf;
-using hv::emulate::flag_of;
-using hv::emulate::flag_pf;
-using hv::emulate::flag_sf;
-using hv::emulate::flag_zf;
-using Kind = Access::Kind;
 
 namespace {
-
-constexpr std::uint64_t data = FakeMemory::data_base;
-constexpr std::uint64_t code = FakeMemory::code_base;
 
 struct Case {
     const char* assembly;

@@ -118,6 +118,19 @@ private:
     }
 };
 
+// The fake memory's regions and the flags, as every test names them.
+constexpr std::uint64_t data = FakeMemory::data_base;
+constexpr std::uint64_t code = FakeMemory::code_base;
+using Kind = Access::Kind;
+using hv::emulate::arithmetic_flags;
+using hv::emulate::flag_af;
+using hv::emulate::flag_cf;
+using hv::emulate::flag_of;
+using hv::emulate::flag_pf;
+using hv::emulate::flag_rf;
+using hv::emulate::flag_sf;
+using hv::emulate::flag_zf;
+
 inline bool same_registers(const Registers& a, const Registers& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 // One vCPU about to run one instruction: rip at the start of the code region, rdi at the data,

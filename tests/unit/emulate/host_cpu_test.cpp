@@ -7,9 +7,6 @@
 #include <vector>
 
 using namespace emulate_test;
-using hv::emulate::arithmetic_flags;
-using hv::emulate::flag_af;
-using hv::emulate::flag_cf;
 
 namespace {
 

@@ -4,12 +4,8 @@
 
 using namespace emulate_test;
 using hv::emulate::SourceKind;
-using Kind = Access::Kind;
 
 namespace {
-
-constexpr std::uint64_t data = FakeMemory::data_base;
-constexpr std::uint64_t code = FakeMemory::code_base;
 
 // Runs the instruction at rip and requires the exact error, with registers and data untouched.
 void check_refused(Vcpu& cpu, Errc expected) {
