@@ -6,27 +6,11 @@
 // says others are waiting, and asks to be issued again for the rest (a continuation).
 #pragma once
 
+#include <hv/continuation.hpp>
 #include <hv/guest_memory.hpp>
-#include <hv/hypercall_dispatch.hpp>
 #include <hv/page_tables.hpp>
 
 namespace hv::mm {
-
-// Whether a long operation should stop now and let others run (Xen's hypercall_preempt_check).
-class Preemption {
-public:
-    virtual bool pending() = 0;
-
-protected:
-    ~Preemption() = default;
-};
-
-// A hypercall that stopped early asks to be issued again with these registers: the platform returns
-// to the guest at its hypercall instruction, as Xen's hypercall continuations do.
-struct Continuation {
-    bool requested = false;
-    HypercallRegisters registers{};
-};
 
 // The calling vCPU, as the memory hypercalls see it.
 struct MmuCaller {

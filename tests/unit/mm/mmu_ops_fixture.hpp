@@ -10,8 +10,10 @@
 namespace mm_test {
 namespace abi = pvkit::abi;
 namespace args = hv::hypercall_args;
+using hv::Continuation;
 using hv::GuestHandle;
 using hv::HypercallRegisters;
+using hv::Preemption;
 using hv::Vaddr;
 
 // The calling domain's memory: 64 KiB at guest address 0x10000.
