@@ -1,0 +1,228 @@
+// The domain lifecycle.
+//
+// A domain is created running but paused once by its controller; unpause lets its online vCPUs
+// run. It leaves `running` only forwards: to `shutdown` (SCHEDOP_shutdown, a crash, a remote
+// shutdown), which stops its vCPUs for good, and to `dying` when destroy() begins. destroy() takes
+// it apart in an order where no component ever points into something already gone:
+//   1. its mappings of other domains' grants (their pins and page-table entries);
+//   2. its event-channel ports, peers' ends becoming unbound, then its event-channel registration
+//      (shared_info is not touched after this), its grant table marked dying, its console ring let
+//      go;
+//   3. every frame: bases, pins, allocations (PageTables::relinquish);
+//   4. its grant table, once no other domain maps one of its grants: until then the domain waits
+//      here, its still-mapped frames alive through the mappers' references;
+//   5. its frame-table registration, once it owns no frame; then the controller hears of it.
+// Each step does a bounded amount of work per call and remembers where it stopped.
+#include <hv/domain.hpp>
+
+namespace hv::domain {
+
+namespace {
+enum TeardownStep : std::uint8_t {
+    release_mappings,
+    close_ports,
+    relinquish_memory,
+    remove_grant_table,
+    remove_memory,
+    gone,
+};
+}  // namespace
+
+Domain::Domain(const DomainConfig& config, DomainStorage domain_storage, console::ConsoleSink& console_sink)
+    : memory{config.id, config.max_pages, config.privileged},
+      grants{memory, domain_storage.grants},
+      console{console_sink, config.name},
+      storage{domain_storage},
+      vcpus{domain_storage.vcpus},
+      console_write{config.console_write} {}
+
+Domains::Domains(mm::PageTables& page_tables, DomainPlatform& platform)
+    : tables_{page_tables}, platform_{platform}, grants_{page_tables} {}
+
+Domain* Domains::find(DomId id) {
+    const auto found = registry_.find(id);
+    return found == registry_.end() ? nullptr : &*found;
+}
+
+Result<void> Domains::create(Domain& domain) {
+    const DomainStorage& storage = domain.storage;
+    const std::size_t vcpus = storage.vcpus.size();
+    if (domain.id().value >= abi::DOMID_FIRST_RESERVED || vcpus == 0 || storage.vcpu_memory.size() != vcpus ||
+        storage.vcpu_events.size() != vcpus)
+        return Errc::einval;
+    if (find(domain.id()) != nullptr)
+        return Errc::eexist;
+    if (auto added = frames().add_domain(domain.memory); !added)
+        return added;
+    const auto shared_info = frames().take_from_heap();
+    if (!shared_info) {
+        (void)frames().remove_domain(domain.memory);
+        return shared_info.error();
+    }
+    frames().share_with(domain.memory, *shared_info);
+    domain.shared_info = *shared_info;
+    for (std::size_t i = 0; i < vcpus; ++i) {
+        storage.vcpus[i] = Vcpu{.online = i == 0};
+        storage.vcpu_memory[i] = mm::VcpuMmu{.domain = domain.id()};
+    }
+
+    auto& info = *reinterpret_cast<abi::shared_info*>(frames().platform().map(*shared_info));
+    domain.events.emplace(domain.id(), info, storage.ports, storage.vcpu_events, domain.memory.privileged);
+    registry_.insert(domain);
+    auto registered = register_domain(domain);
+    if (!registered) {
+        registry_.erase(registry_.iterator_to(domain));
+        domain.events.reset();
+        while (!tables_.relinquish(domain.memory, storage.vcpu_memory, UINT32_MAX)) {
+        }
+        (void)frames().remove_domain(domain.memory);
+        return registered;
+    }
+    if (domain.memory.privileged && channels_.control_domain() == nullptr)
+        (void)channels_.set_control_domain(&*domain.events);
+    return {};
+}
+
+Result<void> Domains::register_domain(Domain& domain) {
+    if (auto added = channels_.add_domain(*domain.events); !added)
+        return added;
+    if (auto added = grants_.add(domain.grants); !added) {
+        (void)channels_.remove_domain(*domain.events);
+        return added;
+    }
+    return {};
+}
+
+void Domains::pause(Domain& domain) { ++domain.pause_count; }
+
+Result<void> Domains::unpause(Domain& domain) {
+    if (domain.pause_count == 0)
+        return Errc::einval;
+    if (--domain.pause_count == 0) {
+        for (std::uint32_t vcpu = 0; vcpu < domain.vcpu_count(); ++vcpu)
+            if (domain.runnable(vcpu))
+                platform_.kick_vcpu(domain, vcpu);
+    }
+    return {};
+}
+
+void Domains::shutdown(Domain& domain, std::uint32_t reason) {
+    if (domain.state != DomainState::running)
+        return;
+    domain.state = DomainState::shutdown;
+    domain.shutdown_reason = domain.shutdown_code.value_or(reason);
+    service_console(domain);  // its last words may still be in the ring
+    domain.console.flush();
+    channels_.send_global_virq(abi::VIRQ_DOM_EXC);
+    platform_.domain_shut_down(domain);
+}
+
+bool Domains::destroy(Domain& domain, unsigned budget) {
+    switch (domain.teardown_step) {
+    case release_mappings:
+        if (domain.state != DomainState::dying) {
+            service_console(domain);
+            domain.console.flush();
+        }
+        domain.state = DomainState::dying;
+        if (!grants_.release_mappings(domain.grants, budget))
+            return false;
+        domain.teardown_step = close_ports;
+        [[fallthrough]];
+    case close_ports:
+        if (!channels_.close_all_ports(*domain.events, budget))
+            return false;
+        (void)channels_.remove_domain(*domain.events);
+        domain.events.reset();
+        grants_.mark_dying(domain.grants);
+        if (domain.console_ring) {
+            domain.console_backend.reset();
+            tables_.put_type(*domain.console_ring);
+            frames().put_page(*domain.console_ring);
+            domain.console_ring.reset();
+        }
+        domain.teardown_step = relinquish_memory;
+        [[fallthrough]];
+    case relinquish_memory:
+        if (!tables_.relinquish(domain.memory, domain.storage.vcpu_memory, budget))
+            return false;
+        domain.teardown_step = remove_grant_table;
+        [[fallthrough]];
+    case remove_grant_table:
+        if (!grants_.remove(domain.grants))
+            return false;
+        domain.teardown_step = remove_memory;
+        [[fallthrough]];
+    case remove_memory:
+        if (!frames().remove_domain(domain.memory))
+            return false;
+        registry_.erase(registry_.iterator_to(domain));
+        domain.teardown_step = gone;
+        channels_.send_global_virq(abi::VIRQ_DOM_EXC);
+        platform_.domain_destroyed(domain.id());
+        [[fallthrough]];
+    default:
+        return true;
+    }
+}
+
+Result<Port> Domains::attach_console_ring(Domain& domain, Mfn ring) {
+    if (domain.console_ring || domain.state != DomainState::running)
+        return Errc::einval;
+    // A writable type keeps the guest from turning the page into a page table we would then write.
+    if (!frames().get_page(ring, domain.memory))
+        return Errc::einval;
+    if (!tables_.get_type(ring, mm::PageType::writable, domain.memory)) {
+        frames().put_page(ring);
+        return Errc::einval;
+    }
+    const auto port = channels_.bind_hypervisor_channel(*domain.events, 0);
+    if (!port) {
+        tables_.put_type(ring);
+        frames().put_page(ring);
+        return port.error();
+    }
+    domain.console_ring = ring;
+    domain.console_port = *port;
+    domain.console_backend.emplace(*reinterpret_cast<abi::xencons_interface*>(frames().platform().map(ring)),
+                                   domain.console);
+    return *port;
+}
+
+void Domains::service_console(Domain& domain) {
+    if (!domain.console_backend)
+        return;
+    if (domain.console_backend->service().notify)
+        (void)channels_.signal_hypervisor_channel(*domain.events, domain.console_port);
+}
+
+void Domains::wake(Domain& domain, std::uint32_t vcpu) {
+    Vcpu& state = domain.vcpus[vcpu];
+    state.polling = false;
+    state.poll_port = 0;
+    state.blocked = false;
+    platform_.kick_vcpu(domain, vcpu);
+}
+
+Domain& Domains::of(const evtchn::EvtchnDomain& events) { return *find(events.id); }
+
+void Domains::kick_vcpu(const evtchn::EvtchnDomain& events, std::uint32_t vcpu) { wake(of(events), vcpu); }
+
+void Domains::wake_pollers(const evtchn::EvtchnDomain& events, Port port) {
+    Domain& domain = of(events);
+    for (std::uint32_t vcpu = 0; vcpu < domain.vcpu_count(); ++vcpu) {
+        const Vcpu& state = domain.vcpus[vcpu];
+        if (state.polling && (state.poll_port == 0 || state.poll_port == port.value))
+            wake(domain, vcpu);
+    }
+}
+
+void Domains::hypervisor_channel_signalled(const evtchn::EvtchnDomain& events, Port port) {
+    Domain& domain = of(events);
+    if (domain.console_ring && port == domain.console_port)
+        service_console(domain);
+}
+
+bool Domains::paused_by_controller(const evtchn::EvtchnDomain& events) { return of(events).pause_count != 0; }
+
+}  // namespace hv::domain
