@@ -8,45 +8,15 @@
 #include <cstring>
 #include <vector>
 
-#include <hv/mmu_ops.hpp>
+#include "bench_machine.hpp"
 
 namespace {
 
-using namespace hv;
-using namespace hv::mm;
+using namespace bench;
 namespace abi = pvkit::abi;
 
 constexpr std::size_t frame_count = 4096;
 constexpr std::uint64_t rw = pte::present | pte::writable;
-
-class ArrayPlatform final : public MemoryPlatform {
-public:
-    std::byte* map(Mfn frame) override { return memory[frame.value].data(); }
-    std::uint64_t hypervisor_l4_entry(const DomainMemory&, unsigned slot) override { return std::uint64_t{slot} << 12; }
-    void flush_tlb(const DomainMemory&) override {}
-    void flush_caches() override {}
-
-    std::vector<std::array<std::byte, page_size>> memory = std::vector<std::array<std::byte, page_size>>(frame_count);
-};
-
-class NeverPreempt final : public Preemption {
-public:
-    bool pending() override { return false; }
-};
-
-class FlatGuestMemory final : public GuestMemory {
-public:
-    static constexpr std::uint64_t base = 0x100000;
-    bool read(Vaddr address, std::span<std::byte> into) override {
-        std::memcpy(into.data(), bytes.data() + (address.value - base), into.size());
-        return true;
-    }
-    bool write(Vaddr address, std::span<const std::byte> from) override {
-        std::memcpy(bytes.data() + (address.value - base), from.data(), from.size());
-        return true;
-    }
-    std::vector<std::byte> bytes = std::vector<std::byte>(64 * 1024);
-};
 
 struct Machine {
     Machine() {
@@ -63,7 +33,7 @@ struct Machine {
         return l1;
     }
 
-    ArrayPlatform platform;
+    ArrayPlatform platform{frame_count};
     std::vector<PageInfo> infos = std::vector<PageInfo>(frame_count);
     std::vector<std::uint64_t> m2p = std::vector<std::uint64_t>(frame_count);
     FrameTable frames{platform, infos, m2p};
