@@ -47,7 +47,7 @@ struct DomainConfig {
     std::string_view name;
     std::uint64_t max_pages;
     bool privileged = false;   // may act on other domains (Xen's control domain rights)
-    bool console_write = true;  // console_io writes reach the console (Xen allows it to its console domain)
+    bool console_write = false;  // console_io writes reach the console (Xen allows it to its console domain)
 };
 
 // Storage an embedder gives a domain: one port entry per event-channel port it may use, the
@@ -108,7 +108,8 @@ public:
     virtual void kick_vcpu(Domain& domain, std::uint32_t vcpu) = 0;
     // SCHEDOP_yield: give the CPU to another runnable vCPU if there is one.
     virtual void yield(Domain& domain, std::uint32_t vcpu) = 0;
-    // SCHEDOP_poll with a timeout: call Domains::wake at system time `deadline_ns` unless woken before.
+    // SCHEDOP_poll with a timeout: call Domains::poll_timed_out at system time `deadline_ns`. The
+    // timer need not be cancelled when the vCPU wakes before: a late call is recognised.
     virtual void set_poll_timeout(Domain& domain, std::uint32_t vcpu, std::uint64_t deadline_ns) = 0;
     // The domain shut down (its vCPUs no longer run) or finished being destroyed.
     virtual void domain_shut_down(Domain& domain) = 0;
@@ -132,7 +133,8 @@ public:
     DomainPlatform& platform() { return platform_; }
 
     // Registers the domain with every component and gives it its shared_info frame and first
-    // grant-table frame; vCPU 0 is online and the domain paused once (unpause to run it). The
+    // grant-table frame, with event delivery masked on every vCPU until the guest unmasks it, as
+    // Xen's domain builders leave it; vCPU 0 is online and the domain paused once (unpause to run it). The
     // first privileged domain becomes the control domain (global VIRQs). einval for an id outside
     // the ordinary range, vCPU arrays of different or zero length or storage a component cannot
     // use; eexist for a taken id; enomem when the heap cannot give the frames. On failure nothing
@@ -152,7 +154,8 @@ public:
     void shutdown(Domain& domain, std::uint32_t reason);
     void crash(Domain& domain) { shutdown(domain, abi::SHUTDOWN_crash); }
 
-    // Tears the domain down, at most `budget` ports, mappings or frames per call: its mappings of
+    // Tears the domain down, at most `budget` ports, mappings or frames per call: the first call
+    // pauses it (the platform must not run a vCPU that is not runnable()); then its mappings of
     // others' grants, its ports (peers see their ends unbound), its grant table, its console ring,
     // then every frame. True once it is gone from every component (its storage may be reused);
     // until then call again. A domain whose grants others still map waits here, memory held,
@@ -166,8 +169,9 @@ public:
     // Moves what the guest wrote to its ring onto the console, and signals it when it did.
     void service_console(Domain& domain);
 
-    // Ends vCPU `vcpu`'s block or poll (an event, a poll timeout) and kicks it.
-    void wake(Domain& domain, std::uint32_t vcpu);
+    // A poll timeout of vCPU `vcpu` of domain `id` passed: the vCPU stops polling, if it still is
+    // (the domain may be gone, or the vCPU woken by an event, since the timer was set).
+    void poll_timed_out(DomId id, std::uint32_t vcpu);
 
 private:
     // evtchn::EvtchnPlatform
@@ -176,6 +180,8 @@ private:
     void hypervisor_channel_signalled(const evtchn::EvtchnDomain& domain, Port port) override;
     bool paused_by_controller(const evtchn::EvtchnDomain& domain) override;
 
+    // Ends vCPU `vcpu`'s block or poll and kicks it.
+    void wake(Domain& domain, std::uint32_t vcpu);
     Domain& of(const evtchn::EvtchnDomain& events);
     Result<void> register_domain(Domain& domain);
 

@@ -8,6 +8,7 @@
 // passes the derived object: the calls in a multicall reach the same handlers as direct ones.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 #include <hv/continuation.hpp>
@@ -38,7 +39,7 @@ class Hypercalls {
 public:
     // `input`, if given, is what privileged domains read with CONSOLEIO_read.
     explicit Hypercalls(Domains& domains, VersionInfo version = {}, console::ConsoleInput* input = nullptr)
-        : domains_{domains}, version_{version}, input_{input} {}
+        : domains_{domains}, version_{version}, input_{input != nullptr ? input : &no_input_} {}
 
     Domains& domains() { return domains_; }
 
@@ -66,21 +67,28 @@ private:
 
     Domains& domains_;
     VersionInfo version_;
+    console::ConsoleInput no_input_;  // what privileged domains read when the platform has no input
     console::ConsoleInput* input_;
 };
 
-// multicall(call_list, nr_calls), with Xen's rules: each entry's result is written back as it
-// completes; the batch stops at -EFAULT when an entry cannot be read or its result written; a
-// multicall inside a multicall gives -EINVAL in its entry; an iret ends the batch (the vCPU has
-// left the hypervisor). Between entries the batch yields when others wait, and a call that asks
-// for a continuation has its registers written into its own entry: either way the rest runs when
-// the guest reissues multicall, as the continuation says.
+// multicall(call_list, nr_calls), with Xen's rules: a list the guest may not name gives -EFAULT
+// before any call runs; each entry's result is written back as it completes; the batch stops at
+// -EFAULT when an entry cannot be read or its result written; a multicall inside a multicall gives
+// -EINVAL in its entry; an iret ends the batch (the vCPU has left the hypervisor), and so does a
+// call after which the vCPU may not run: a shutdown ends it for good, a block or a pause leaves the
+// rest for when it runs again. Between entries the batch yields when others wait, and a call that
+// asks for a continuation has its registers written into its own entry: either way the rest runs
+// when the guest reissues multicall, as the continuation says.
 template <class Handlers>
 long multicall(Handlers& handlers, HypercallCaller& caller, const hypercall_args::multicall& args) {
     auto list = args.call_list;
+    if (!is_guest_range(Vaddr{list.address}, std::uint64_t{args.nr_calls} * sizeof(abi::multicall_entry)))
+        return xen_errno(Errc::efault);
     for (std::uint32_t done = 0; done < args.nr_calls; ++done) {
         const auto remaining = args.nr_calls - done;
-        if (done != 0 && caller.preemption.pending()) {
+        if (done != 0 && caller.domain.state != DomainState::running)
+            return 0;
+        if (done != 0 && (!caller.domain.runnable(caller.vcpu) || caller.preemption.pending())) {
             caller.continuation = {true, {abi::HYPERVISOR_multicall, {list.address, remaining}}};
             return 0;
         }
@@ -95,17 +103,21 @@ long multicall(Handlers& handlers, HypercallCaller& caller, const hypercall_args
                 entry->op, {entry->args[0], entry->args[1], entry->args[2], entry->args[3], entry->args[4]}};
             result = dispatch_hypercall(handlers, caller, registers);
         }
-        abi::multicall_entry written = *entry;
-        written.result = static_cast<abi::xen_ulong_t>(result);
+        Result<void> written = {};
         if (caller.continuation.requested) {
             // The call goes on where it stopped, as the first of the rest of the batch.
-            const HypercallRegisters& resume = caller.continuation.registers;
-            written.op = resume.number;
+            abi::multicall_entry resumed = *entry;
+            resumed.result = static_cast<abi::xen_ulong_t>(result);
+            resumed.op = caller.continuation.registers.number;
             for (unsigned i = 0; i < 5; ++i)
-                written.args[i] = resume.args[i];
+                resumed.args[i] = caller.continuation.registers.args[i];
             caller.continuation = {true, {abi::HYPERVISOR_multicall, {list.address, remaining}}};
+            written = copy_to_guest(caller.memory, list, resumed);
+        } else {
+            const GuestHandle<abi::xen_ulong_t> result_field{list.address + offsetof(abi::multicall_entry, result)};
+            written = copy_to_guest(caller.memory, result_field, static_cast<abi::xen_ulong_t>(result));
         }
-        if (!copy_to_guest(caller.memory, list, written)) {
+        if (!written) {
             caller.continuation = {};
             return xen_errno(Errc::efault);
         }

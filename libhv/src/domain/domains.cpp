@@ -68,6 +68,8 @@ Result<void> Domains::create(Domain& domain) {
 
     auto& info = *reinterpret_cast<abi::shared_info*>(frames().platform().map(*shared_info));
     domain.events.emplace(domain.id(), info, storage.ports, storage.vcpu_events, domain.memory.privileged);
+    for (evtchn::EvtchnVcpu& vcpu : storage.vcpu_events)
+        vcpu.info->evtchn_upcall_mask = 1;
     registry_.insert(domain);
     auto registered = register_domain(domain);
     if (!registered) {
@@ -121,6 +123,7 @@ bool Domains::destroy(Domain& domain, unsigned budget) {
     switch (domain.teardown_step) {
     case release_mappings:
         if (domain.state != DomainState::dying) {
+            pause(domain);
             service_console(domain);
             domain.console.flush();
         }
@@ -202,6 +205,12 @@ void Domains::wake(Domain& domain, std::uint32_t vcpu) {
     state.poll_port = 0;
     state.blocked = false;
     platform_.kick_vcpu(domain, vcpu);
+}
+
+void Domains::poll_timed_out(DomId id, std::uint32_t vcpu) {
+    Domain* domain = find(id);
+    if (domain != nullptr && vcpu < domain->vcpu_count() && domain->vcpus[vcpu].polling)
+        wake(*domain, vcpu);
 }
 
 Domain& Domains::of(const evtchn::EvtchnDomain& events) { return *find(events.id); }

@@ -19,12 +19,13 @@ constexpr std::uint32_t max_poll_ports = 128;
 
 constexpr std::uint64_t bit(unsigned number) { return std::uint64_t{1} << number; }
 
-// The assists a 64-bit PV guest may turn on (Xen's VM_ASSIST_VALID for PV).
+// The assists a 64-bit PV guest may turn on: of Xen's, those we implement (writable page tables)
+// and those that mean nothing in 64-bit mode (segment limits, PAE cr3). The others
+// (architectural_iopl, runstate_update_flag, m2p_strict) change what the guest sees, so they are
+// refused and the guest falls back, rather than accepted and not honoured.
 constexpr std::uint64_t valid_assists =
     bit(abi::VMASST_TYPE_4gb_segments) | bit(abi::VMASST_TYPE_4gb_segments_notify) |
-    bit(abi::VMASST_TYPE_writable_pagetables) | bit(abi::VMASST_TYPE_pae_extended_cr3) |
-    bit(abi::VMASST_TYPE_architectural_iopl) | bit(abi::VMASST_TYPE_runstate_update_flag) |
-    bit(abi::VMASST_TYPE_m2p_strict);
+    bit(abi::VMASST_TYPE_writable_pagetables) | bit(abi::VMASST_TYPE_pae_extended_cr3);
 
 // A NUL-terminated string in a guest buffer of `length` bytes, truncated to fit.
 template <std::size_t length>
@@ -158,14 +159,14 @@ long Hypercalls::xen_version(HypercallCaller& caller, const hypercall_args::xen_
         return copy_to_guest(memory, handle, reply).xen_errno();
     }
     case abi::XENVER_pagesize:
-        return static_cast<long>(mm::page_size);
+        return args.arg.address != 0 ? xen_errno(Errc::einval) : static_cast<long>(mm::page_size);
     case abi::XENVER_guest_handle:
         // The toolstack's handle (a UUID) of the domain: none was given.
         return copy_to_guest(memory, as<std::array<std::uint8_t, guest_handle_length>>(args.arg), {}).xen_errno();
     case abi::XENVER_commandline:
-        if (!privileged)
-            return xen_errno(Errc::eperm);
-        return copy_string_to_guest<command_line_length>(memory, args.arg, version_.command_line);
+        // Xen answers others with a placeholder rather than an error.
+        return copy_string_to_guest<command_line_length>(memory, args.arg,
+                                                         privileged ? version_.command_line : "<denied>");
     case abi::XENVER_build_id:
         return xen_errno(privileged ? Errc::enodata : Errc::eperm);
     default:
@@ -193,7 +194,7 @@ long Hypercalls::sched_op(HypercallCaller& caller, const hypercall_args::sched_o
         const auto request = copy_from_guest(caller.memory, as<abi::sched_shutdown>(args.arg));
         if (!request)
             return request.xen_errno();
-        domains_.shutdown(domain, request->reason);
+        domains_.shutdown(domain, static_cast<std::uint8_t>(request->reason));  // Xen keeps 8 bits
         return 0;
     }
     case abi::SCHEDOP_shutdown_code: {

@@ -130,7 +130,8 @@ struct DomainFixture {
     // vCPU 0's kernel base, the L1 mapping the argument area.
     std::unique_ptr<TestDomain> make(abi::domid_t id, std::string_view name, bool privileged = false,
                                      std::uint64_t max_pages = 64) {
-        auto test = std::make_unique<TestDomain>(sink, DomainConfig{DomId{id}, name, max_pages, privileged});
+        auto test = std::make_unique<TestDomain>(
+            sink, DomainConfig{.id = DomId{id}, .name = name, .max_pages = max_pages, .privileged = privileged, .console_write = true});
         REQUIRE(domains.create(test->domain));
         REQUIRE(domains.unpause(test->domain));
         DomainMemory& owner = test->domain.memory;

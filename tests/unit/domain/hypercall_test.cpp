@@ -159,6 +159,7 @@ TEST_CASE_METHOD(MulticallFixture, "an empty multicall does nothing; an unreadab
     CHECK(peek<abi::multicall_entry>(*guest, last).result == 0);
     CHECK(peek<abi::multicall_entry>(*guest, last + 64).result == 4096);
     CHECK(guest->domain.events->ports_in_use == 1);
+
 }
 
 TEST_CASE_METHOD(MulticallFixture, "a preempted multicall continues with the calls not yet run",
@@ -212,6 +213,31 @@ TEST_CASE_METHOD(MulticallFixture, "a call that asks for a continuation is writt
     CHECK(result(2) == 4096);
     CHECK(sink.text == "(guest) " + text.substr(0, 128) + "\n(guest) " + text.substr(128, 128) + "\n(guest) " +
                            text.substr(256));
+}
+
+TEST_CASE_METHOD(MulticallFixture, "a batch stops where its vCPU stops: for good at a shutdown, until woken at a block",
+                 "[domain][multicall]") {
+    poke(*guest, data_area, abi::evtchn_bind_ipi{0, 0});
+    poke(*guest, data_area + 64, abi::sched_shutdown{abi::SHUTDOWN_poweroff});
+    const auto bind = entry_for(abi::HYPERVISOR_event_channel_op, {abi::EVTCHNOP_bind_ipi, data_area});
+
+    SECTION("block") {
+        CHECK(run({entry_for(abi::HYPERVISOR_sched_op, {abi::SCHEDOP_block, 0}), bind}) == 0);
+        CHECK(guest->vcpus[0].blocked);
+        CHECK(guest->domain.events->ports_in_use == 0);
+        REQUIRE(continuation.requested);
+        CHECK(continuation.registers.args[0] == argument_area + 64);
+        CHECK(continuation.registers.args[1] == 1);
+        domains.poll_timed_out(DomId{1}, 0);  // not polling: still blocked
+        CHECK(guest->vcpus[0].blocked);
+    }
+    SECTION("shutdown") {
+        CHECK(run({entry_for(abi::HYPERVISOR_sched_op, {abi::SCHEDOP_shutdown, data_area + 64}), bind}) == 0);
+        CHECK(guest->domain.state == DomainState::shutdown);
+        CHECK(guest->domain.events->ports_in_use == 0);
+        CHECK_FALSE(continuation.requested);
+        CHECK(result(1) == 0x5555);
+    }
 }
 
 TEST_CASE_METHOD(MulticallFixture, "an iret ends the batch", "[domain][multicall]") {

@@ -187,31 +187,30 @@ TEST_CASE_METHOD(DomainFixture, "destroying the mapper first releases its mappin
 
 TEST_CASE_METHOD(DomainFixture, "the PV console ring is served when the guest signals it, and at shutdown",
                  "[domain][console]") {
-    constexpr std::uint64_t ring_address = 0x60000;
     auto guest = make(1, "guest");
     auto other = make(2, "other");
-    const Mfn ring = allocate(guest->domain.memory);
-    REQUIRE(call(*guest, abi::HYPERVISOR_update_va_mapping, {ring_address, entry(ring, rw), 0}) == 0);
+    const Mfn ring = allocate(guest->domain.memory);  // not mapped by the guest: only the backend types it
     CHECK(domains.attach_console_ring(guest->domain, allocate(other->domain.memory)).error() == Errc::einval);
     const auto port = domains.attach_console_ring(guest->domain, ring);
     REQUIRE(port);
     CHECK(domains.attach_console_ring(guest->domain, ring).error() == Errc::einval);
 
     // The guest's console driver: bytes into out[], out_prod moved, then a send on its port.
+    auto& page = *reinterpret_cast<abi::xencons_interface*>(platform.map(ring));
     const auto produce = [&](std::string_view text) {
-        auto page = peek<abi::xencons_interface>(*guest, ring_address);
         for (char c : text)
             page.out[page.out_prod++ % sizeof page.out] = c;
-        poke(*guest, ring_address, page);
     };
     produce("hello\nwor");
     abi::evtchn_send send{port->value};
     REQUIRE(op(*guest, abi::HYPERVISOR_event_channel_op, abi::EVTCHNOP_send, send) == 0);
     CHECK(sink.text == "(guest) hello\n");
-    CHECK(peek<abi::xencons_interface>(*guest, ring_address).out_cons == 9);
+    CHECK(page.out_cons == 9);
     CHECK(domains.event_channels().is_pending(*guest->domain.events, *port));  // the backend answered
 
     // The page stays a plain writable page while it is a console ring.
+    CHECK(frames.info(ring).type == PageType::writable);
+    CHECK(frames.info(ring).type_count == 1);
     abi::mmuext_op pin{};
     pin.cmd = abi::MMUEXT_PIN_L1_TABLE;
     pin.arg1.mfn = ring.value;
@@ -224,6 +223,26 @@ TEST_CASE_METHOD(DomainFixture, "the PV console ring is served when the guest si
     CHECK(sink.text == "(guest) hello\n(guest) world\n");
     REQUIRE(destroy(*guest));
     CHECK(frames.info(ring).owner != DomId{1});
+}
+
+TEST_CASE_METHOD(DomainFixture, "destroy stops a running domain with blocked and polling vCPUs",
+                 "[domain][destroy]") {
+    const auto free_before = frames.free_frames();
+    auto guest = make(1, "guest");
+    guest->vcpus[1].online = true;
+    CHECK(call(*guest, abi::HYPERVISOR_sched_op, {abi::SCHEDOP_block, 0}, 1) == 0);
+    abi::sched_poll poll{{argument_area + 64}, 0, 5'000};
+    CHECK(op(*guest, abi::HYPERVISOR_sched_op, abi::SCHEDOP_poll, poll) == 0);
+    guest->domain.console.write(std::span{"unfinished", 10});
+
+    CHECK_FALSE(domains.destroy(guest->domain, 1));
+    CHECK(guest->domain.pause_count == 1);
+    CHECK_FALSE(guest->domain.runnable(0));
+    CHECK_FALSE(guest->domain.runnable(1));
+    CHECK(sink.text == "(guest) unfinished\n");
+    REQUIRE(destroy(*guest));
+    domains.poll_timed_out(DomId{1}, 0);  // its timer fires after it is gone: nothing happens
+    CHECK(frames.free_frames() == free_before);
 }
 
 // The lifecycle stress the issue asks for: domains created and destroyed 10,000 times with grants
