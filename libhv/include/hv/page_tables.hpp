@@ -160,8 +160,10 @@ private:
 };
 
 // Recomputes every reference and type count from the page tables, pins and bases, and checks the
-// rules that must always hold. Returns the first violation found, or an empty optional. For tests
-// and debug builds: it reads every frame, with `scratch` (one element per frame) to count in.
+// rules that must always hold. `writable_holds` are the frames the hypervisor itself holds a
+// general and a writable type reference on (console rings), once each. Returns the first violation
+// found, or an empty optional. For tests and debug builds: it reads every frame, with `scratch`
+// (one element per frame) to count in.
 struct InvariantViolation {
     const char* what;
     Mfn frame;
@@ -172,6 +174,7 @@ struct ExpectedCounts {
     std::int32_t linear;
 };
 std::optional<InvariantViolation> check_invariants(FrameTable& frames, std::span<const VcpuMmu> vcpus,
+                                                   std::span<const Mfn> writable_holds,
                                                    std::span<ExpectedCounts> scratch);
 
 }  // namespace hv::mm

@@ -9,7 +9,7 @@ class Checker {
 public:
     Checker(FrameTable& frames, std::span<ExpectedCounts> expected) : frames_{frames}, expected_{expected} {}
 
-    std::optional<InvariantViolation> run(std::span<const VcpuMmu> vcpus) {
+    std::optional<InvariantViolation> run(std::span<const VcpuMmu> vcpus, std::span<const Mfn> writable_holds) {
         for (auto& counts : expected_)
             counts = {};
         for (std::uint64_t index = 0; index < frames_.frame_count() && !violation_; ++index)
@@ -28,6 +28,11 @@ public:
                 ++expected_[frame.value].refs;
                 ++expected_[frame.value].types;
             }
+        }
+        for (const Mfn frame : writable_holds) {
+            expect(frames_.info(frame).type == PageType::writable, "a held frame is not writable", frame);
+            ++expected_[frame.value].refs;
+            ++expected_[frame.value].types;
         }
         for (std::uint64_t index = 0; index < frames_.frame_count() && !violation_; ++index)
             compare(Mfn{index});
@@ -162,10 +167,11 @@ private:
 }  // namespace
 
 std::optional<InvariantViolation> check_invariants(FrameTable& frames, std::span<const VcpuMmu> vcpus,
+                                                   std::span<const Mfn> writable_holds,
                                                    std::span<ExpectedCounts> scratch) {
     if (scratch.size() < frames.frame_count())
         return InvariantViolation{"the scratch space is smaller than the frame table", Mfn{0}};
-    return Checker{frames, scratch}.run(vcpus);
+    return Checker{frames, scratch}.run(vcpus, writable_holds);
 }
 
 }  // namespace hv::mm

@@ -1,4 +1,4 @@
-// The domain tests' machine: 1024 frames, a Domains over them with a platform that records what
+// The domain tests' machine: 4096 frames, a Domains over them with a platform that records what
 // it is asked, a console sink that keeps the text, and domains whose guest memory is reached
 // through their own page tables, so that a grant mapped by one domain really shows the granter's
 // frame to its guest.
@@ -122,7 +122,7 @@ inline constexpr unsigned argument_pages = 8;
 inline constexpr std::uint64_t free_area = 0x40000;     // unmapped: for grant mappings
 
 struct DomainFixture {
-    static constexpr std::size_t frame_count = 1024;
+    static constexpr std::size_t frame_count = 4096;  // 16 MiB: room for a built 4 MiB domain and more
 
     DomainFixture() { frames.add_to_heap(Mfn{1}, frame_count - 1); }
 
@@ -248,9 +248,13 @@ struct DomainFixture {
     // Every component's invariants, and the frame table's counts against every vCPU's bases.
     void require_invariants(std::initializer_list<TestDomain*> live) {
         std::vector<VcpuMmu> all;
-        for (TestDomain* test : live)
+        std::vector<Mfn> console_rings;
+        for (TestDomain* test : live) {
             all.insert(all.end(), test->vcpu_memory.begin(), test->vcpu_memory.end());
-        if (const auto violation = hv::mm::check_invariants(frames, all, scratch))
+            if (test->domain.console_ring)
+                console_rings.push_back(*test->domain.console_ring);
+        }
+        if (const auto violation = hv::mm::check_invariants(frames, all, console_rings, scratch))
             FAIL("mm invariant broken: " << violation->what << " (frame " << violation->frame.value << ")");
         if (const auto violation = hv::evtchn::check_invariants(domains.event_channels()))
             FAIL("evtchn invariant broken: " << violation->what << " (domain " << violation->domain.value

@@ -199,7 +199,7 @@ struct GnttabFixture : MmuOpsFixture {
     // Both checkers: the memory component's (with dom0's vCPU too) and the grant tables'.
     void require_all_invariants(CheckScope scope = CheckScope::guest_visible_state) {
         const std::vector<VcpuMmu> all{vcpus[0], vcpus[1], vcpu0};
-        if (const auto violation = hv::mm::check_invariants(frames, all, scratch))
+        if (const auto violation = hv::mm::check_invariants(frames, all, {}, scratch))
             FAIL("mm invariant broken: " << violation->what << " (frame " << violation->frame.value << ")");
         if (const auto violation = hv::gnttab::check_invariants(grants, scope))
             FAIL("grant invariant broken: " << violation->what << " (domain " << violation->domain.value << ", index "

@@ -88,7 +88,7 @@ struct MmFixture {
     }
 
     void require_invariants() {
-        const auto violation = check_invariants(frames, vcpus, scratch);
+        const auto violation = check_invariants(frames, vcpus, {}, scratch);
         if (violation)
             FAIL("invariant broken: " << violation->what << " (frame " << violation->frame.value << ")");
     }
