@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Boot a pvkit image under QEMU (TCG), stream its serial console, and report how it ended.
 
-    qemu_boot.py IMAGE [--append CMDLINE] [--timeout S]                  run: exit with the image's status
+    qemu_boot.py IMAGE [--append CMDLINE] [--initrd FILE] [--timeout S]  run: exit with the image's status
     qemu_boot.py IMAGE --expect REGEX [--expect REGEX ...] --status N    check (boot tests)
 
 The image ends a run by writing its status v to the isa-debug-exit port; QEMU then exits with
@@ -28,6 +28,8 @@ def qemu_command(qemu, options):
                "-serial", "stdio", *DEBUG_EXIT, "-kernel", options.image]
     if options.append:
         command += ["-append", options.append]
+    if options.initrd:
+        command += ["-initrd", options.initrd]
     return command
 
 
@@ -94,6 +96,7 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image")
     parser.add_argument("--append", default="", help="the image's command line")
+    parser.add_argument("--initrd", default="", help="a module for the image (the hypervisor's guest kernel)")
     parser.add_argument("--memory", default="128M", help="guest RAM, as QEMU's -m")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the run is stopped")
     parser.add_argument("--expect", action="append", default=[], metavar="REGEX",

@@ -1,15 +1,24 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// First C++ code after boot/entry.S: report what the PVH loader handed us, then
-// leave QEMU through isa-debug-exit with the status asked for on the command line.
+// First C++ code after boot/entry.S: take over the memory the PVH loader reports, build a domain
+// from the kernel image given as the first module (QEMU's -initrd), then leave QEMU through
+// isa-debug-exit with the status asked for on the command line.
 #include <cstdint>
+#include <new>
 #include <optional>
+#include <span>
 #include <string_view>
 
+#include <hv/builder.hpp>
 #include <pvkit/abi.hpp>
 
+#include "boot_memory.hpp"
 #include "cpu.hpp"
+#include "machine.hpp"
 #include "memory_layout.hpp"
 #include "serial.hpp"
+
+// The image's extent (hypervisor.ld).
+extern "C" char __image_start[], __bss_end[];
 
 namespace hypervisor {
 namespace {
@@ -76,30 +85,120 @@ std::optional<std::uint8_t> parse_exit_status(std::string_view cmdline) {
     return std::nullopt;
 }
 
-void report_memory(const abi::hvm_start_info& info) {
-    if (info.version < 1 || info.memmap_paddr == 0) {
-        console.write("memory: no PVH memory map (start info version ");
-        console.write_decimal(info.version);
-        console.write(")\n");
-        return;
-    }
-    const auto* map = phys_to_virt<const abi::hvm_memmap_table_entry>(
-        info.memmap_paddr, std::uint64_t{info.memmap_entries} * sizeof(abi::hvm_memmap_table_entry));
+// The loader's modules (QEMU's -initrd), or an empty span.
+std::span<const abi::hvm_modlist_entry> modules(const abi::hvm_start_info& info) {
+    if (info.nr_modules == 0 || info.modlist_paddr == 0)
+        return {};
+    const auto* list = phys_to_virt<const abi::hvm_modlist_entry>(
+        info.modlist_paddr, std::uint64_t{info.nr_modules} * sizeof(abi::hvm_modlist_entry));
+    return list == nullptr ? std::span<const abi::hvm_modlist_entry>{} : std::span{list, info.nr_modules};
+}
+
+// RAM from the PVH memory map, minus low memory, this image and the modules; false with a message
+// when there is no usable map.
+bool survey_memory(const abi::hvm_start_info& info, BootMemory& memory) {
+    const auto* map = info.version >= 1 && info.memmap_paddr != 0
+                          ? phys_to_virt<const abi::hvm_memmap_table_entry>(
+                                info.memmap_paddr, std::uint64_t{info.memmap_entries} * sizeof(abi::hvm_memmap_table_entry))
+                          : nullptr;
     if (map == nullptr) {
-        console.write("memory: map outside the boot window\n");
-        return;
+        console.write("memory: no PVH memory map\n");
+        return false;
     }
-    std::uint64_t usable_bytes = 0;
     for (std::uint32_t i = 0; i < info.memmap_entries; ++i) {
-        if (map[i].type == abi::XEN_HVM_MEMMAP_TYPE_RAM) {
-            usable_bytes += map[i].size;
-        }
+        if (map[i].type != abi::XEN_HVM_MEMMAP_TYPE_RAM || map[i].addr >= boot_mapped_limit)
+            continue;
+        const std::uint64_t end = map[i].size > boot_mapped_limit - map[i].addr ? boot_mapped_limit : map[i].addr + map[i].size;
+        memory.add_ram(map[i].addr, end);
     }
+    // Low memory holds the loader's tables (start info, memory map, command line). A reservation
+    // that does not fit in the table would let the heap hand out memory in use: give up instead.
+    bool reserved = memory.reserve(0, 1 << 20) &&
+                    memory.reserve(reinterpret_cast<std::uint64_t>(__image_start) - virt_offset,
+                                   reinterpret_cast<std::uint64_t>(__bss_end) - virt_offset);
+    for (const abi::hvm_modlist_entry& module : modules(info))
+        reserved = reserved && memory.reserve(module.paddr, module.paddr + module.size);
+    if (!reserved)
+        console.write("memory: too many ranges in use to track\n");
+    return reserved;
+}
+
+// The frame table over all RAM, its storage carved from RAM itself, every free page in its heap.
+hv::mm::FrameTable* take_over_memory(BootMemory& memory, hv::mm::MemoryPlatform& platform) {
+    const std::uint64_t frame_count = memory.top() / BootMemory::page;
+    const auto storage = memory.carve(frame_count * (sizeof(hv::mm::PageInfo) + sizeof(std::uint64_t)));
+    if (!storage) {
+        console.write("memory: no room for the frame table\n");
+        return nullptr;
+    }
+    auto* infos = new (phys_to_virt<std::byte>(*storage, frame_count * sizeof(hv::mm::PageInfo)))
+        hv::mm::PageInfo[frame_count];
+    auto* machine_to_phys = new (infos + frame_count) std::uint64_t[frame_count]{};
+    static hv::mm::FrameTable frames{platform, std::span{infos, frame_count}, std::span{machine_to_phys, frame_count}};
+    memory.for_each_free([](std::uint64_t start, std::uint64_t end) {
+        frames.add_to_heap(hv::Mfn{start / BootMemory::page}, (end - start) / BootMemory::page);
+    });
     console.write("memory: ");
-    console.write_decimal(info.memmap_entries);
-    console.write(" map entries, ");
-    console.write_decimal(usable_bytes >> 20);
-    console.write(" MiB usable\n");
+    console.write_decimal(memory.top() >> 20);
+    console.write(" MiB, ");
+    console.write_decimal(frames.free_frames() * BootMemory::page >> 20);
+    console.write(" MiB free for domains\n");
+    return &frames;
+}
+
+// What one domain is given: its ports, grant table and vCPU state.
+struct DomainStorage {
+    static constexpr hv::DomId id{1};
+    std::array<hv::evtchn::PortEntry, 1024> ports{};
+    std::array<std::uint64_t, 4> grant_frames{};
+    std::array<hv::gnttab::ActiveEntry, 4 * hv::gnttab::entries_per_frame> active{};
+    std::array<hv::gnttab::MaptrackEntry, 256> maptrack{};
+    std::array<hv::domain::Vcpu, 1> vcpus{};
+    std::array<hv::mm::VcpuMmu, 1> vcpu_memory{hv::mm::VcpuMmu{.domain = id}};
+    std::array<hv::evtchn::EvtchnVcpu, 1> vcpu_events{};
+};
+
+// The first module's kernel as domain 1; false with a message when it cannot be built.
+bool build_first_domain(std::span<const std::byte> kernel, hv::domain::Domains& domains) {
+    static hv::builder::ElfImage image;
+    if (const auto error = hv::builder::parse_image(kernel, image); error != hv::builder::ImageError::none) {
+        console.write("dom1: the kernel image is refused: ");
+        console.write(hv::builder::describe(error));
+        console.write("\n");
+        return false;
+    }
+    constexpr std::uint64_t memory_pages = (32u << 20) / BootMemory::page;
+    static DomainStorage storage;
+    static SerialSink sink{console};
+    static hv::domain::Domain domain{{.id = DomainStorage::id, .name = "dom1", .max_pages = memory_pages + 2, .console_write = true},
+                                     {storage.ports, {storage.grant_frames, storage.active, storage.maptrack},
+                                      storage.vcpus, storage.vcpu_memory, storage.vcpu_events},
+                                     sink};
+    if (const auto created = domains.create(domain); !created) {
+        console.write("dom1: cannot be created\n");
+        return false;
+    }
+    static hv::builder::DomainBuilder builder{domains};
+    hv::builder::Built built;
+    const auto error = builder.build(domain, image, {.memory_pages = memory_pages}, built);
+    if (error != hv::builder::BuildError::none) {
+        console.write("dom1: cannot be built: ");
+        console.write(hv::builder::describe(error));
+        console.write("\n");
+        return false;
+    }
+    console.write("dom1: built, ");
+    console.write_decimal(memory_pages * BootMemory::page >> 20);
+    console.write(" MiB, entry ");
+    console.write_hex(built.registers.rip);
+    console.write(", start_info ");
+    console.write_hex(built.registers.rsi);
+    console.write(", stack ");
+    console.write_hex(built.registers.rsp);
+    console.write(", ");
+    console.write_decimal(built.layout.page_table_pages);
+    console.write(" page-table frames\n");
+    return true;
 }
 
 }  // namespace
@@ -116,12 +215,27 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         console.write("hvm_start_info outside the boot window; halting\n");
         cpu::halt_forever();
     }
-    report_memory(*info);
-
     const std::string_view cmdline = read_cmdline(*info);
     console.write("cmdline: ");
     console.write(cmdline);
     console.write("\n");
+
+    static BootMemory memory;
+    static DirectMap direct_map;
+    hv::mm::FrameTable* frames = survey_memory(*info, memory) ? take_over_memory(memory, direct_map) : nullptr;
+    const auto loaded = modules(*info);
+    if (frames != nullptr && !loaded.empty()) {
+        static hv::mm::PageTables tables{*frames};
+        static Host host{console};
+        static hv::domain::Domains domains{tables, host};
+        const auto* kernel = phys_to_virt<const std::byte>(loaded[0].paddr, loaded[0].size);
+        if (kernel == nullptr)
+            console.write("dom1: the module lies outside the boot window\n");
+        else
+            (void)build_first_domain({kernel, loaded[0].size}, domains);
+    } else if (frames != nullptr) {
+        console.write("no domain: give a kernel image as the initrd\n");
+    }
 
     const std::uint8_t status = parse_exit_status(cmdline).value_or(0);
     console.write("exiting with status ");

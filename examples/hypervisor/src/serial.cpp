@@ -63,4 +63,11 @@ void Serial::write_decimal(std::uint64_t value) const {
     }
 }
 
+void Serial::write_hex(std::uint64_t value) const {
+    write("0x");
+    for (int shift = 60; shift >= 0; shift -= 4) {
+        put_byte("0123456789abcdef"[(value >> shift) & 0xF]);
+    }
+}
+
 }  // namespace hypervisor

@@ -21,6 +21,8 @@ public:
     // Writes text, turning "\n" into "\r\n" so raw terminals show lines.
     void write(std::string_view text) const;
     void write_decimal(std::uint64_t value) const;
+    // 0x and 16 hex digits.
+    void write_hex(std::uint64_t value) const;
 
 private:
     std::uint16_t base_;

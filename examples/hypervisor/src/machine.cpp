@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "machine.hpp"
+
+#include "memory_layout.hpp"
+
+namespace hypervisor {
+
+std::byte* DirectMap::map(hv::Mfn frame) { return phys_to_virt<std::byte>(frame.value << 12, 4096); }
+
+std::uint64_t DirectMap::hypervisor_l4_entry(const hv::mm::DomainMemory&, unsigned slot) {
+    std::uint64_t cr3;
+    asm volatile("mov %%cr3, %0" : "=r"(cr3));
+    return phys_to_virt<const std::uint64_t>(cr3 & ~std::uint64_t{0xFFF}, 4096)[slot];
+}
+
+void DirectMap::flush_tlb(const hv::mm::DomainMemory&) {
+    std::uint64_t cr3;
+    asm volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3) : : "memory");
+}
+
+void DirectMap::flush_caches() { asm volatile("wbinvd" : : : "memory"); }
+
+void Host::kick_vcpu(hv::domain::Domain&, std::uint32_t) {}
+
+void Host::yield(hv::domain::Domain&, std::uint32_t) {}
+
+void Host::set_poll_timeout(hv::domain::Domain&, std::uint32_t, std::uint64_t) {}
+
+void Host::domain_shut_down(hv::domain::Domain& domain) {
+    serial_.write("(");
+    serial_.write(domain.name());
+    serial_.write(") shut down, reason ");
+    serial_.write_decimal(domain.shutdown_reason);
+    serial_.write("\n");
+}
+
+void Host::domain_destroyed(hv::DomId id) {
+    serial_.write("domain ");
+    serial_.write_decimal(id.value);
+    serial_.write(" destroyed\n");
+}
+
+}  // namespace hypervisor
