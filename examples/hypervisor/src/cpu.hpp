@@ -29,4 +29,11 @@ inline void pause() { asm volatile("pause"); }
     }
 }
 
+// Leaves QEMU through its isa-debug-exit device (-device isa-debug-exit,iobase=0xf4,iosize=0x04),
+// which exits with (status << 1) | 1; elsewhere (no such device) halts.
+[[noreturn]] inline void exit_qemu(std::uint8_t status) {
+    outl(0xf4, status);
+    halt_forever();
+}
+
 }  // namespace hypervisor::cpu

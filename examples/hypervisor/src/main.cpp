@@ -13,6 +13,8 @@
 
 #include "boot_memory.hpp"
 #include "cpu.hpp"
+#include "cpu_tables.hpp"
+#include "guest_run.hpp"
 #include "machine.hpp"
 #include "memory_layout.hpp"
 #include "serial.hpp"
@@ -24,10 +26,6 @@ namespace hypervisor {
 namespace {
 
 namespace abi = pvkit::abi;
-
-// QEMU's isa-debug-exit device (-device isa-debug-exit,iobase=0xf4,iosize=0x04):
-// writing v makes QEMU exit with status (v << 1) | 1.
-constexpr std::uint16_t debug_exit_port = 0xf4;
 
 // Bound on how far we read a command line, so a missing NUL cannot run us off.
 constexpr std::uint64_t max_cmdline = 4096;
@@ -158,14 +156,15 @@ struct DomainStorage {
     std::array<hv::evtchn::EvtchnVcpu, 1> vcpu_events{};
 };
 
-// The first module's kernel as domain 1; false with a message when it cannot be built.
-bool build_first_domain(std::span<const std::byte> kernel, hv::domain::Domains& domains) {
+// The first module's kernel as domain 1; nullptr with a message when it cannot be built.
+hv::domain::Domain* build_first_domain(std::span<const std::byte> kernel, hv::domain::Domains& domains,
+                                       hv::builder::Built& built) {
     static hv::builder::ElfImage image;
     if (const auto error = hv::builder::parse_image(kernel, image); error != hv::builder::ImageError::none) {
         console.write("dom1: the kernel image is refused: ");
         console.write(hv::builder::describe(error));
         console.write("\n");
-        return false;
+        return nullptr;
     }
     constexpr std::uint64_t memory_pages = (32u << 20) / BootMemory::page;
     static DomainStorage storage;
@@ -176,16 +175,15 @@ bool build_first_domain(std::span<const std::byte> kernel, hv::domain::Domains& 
                                      sink};
     if (const auto created = domains.create(domain); !created) {
         console.write("dom1: cannot be created\n");
-        return false;
+        return nullptr;
     }
     static hv::builder::DomainBuilder builder{domains};
-    hv::builder::Built built;
     const auto error = builder.build(domain, image, {.memory_pages = memory_pages}, built);
     if (error != hv::builder::BuildError::none) {
         console.write("dom1: cannot be built: ");
         console.write(hv::builder::describe(error));
         console.write("\n");
-        return false;
+        return nullptr;
     }
     console.write("dom1: built, ");
     console.write_decimal(memory_pages * BootMemory::page >> 20);
@@ -198,7 +196,7 @@ bool build_first_domain(std::span<const std::byte> kernel, hv::domain::Domains& 
     console.write(", ");
     console.write_decimal(built.layout.page_table_pages);
     console.write(" page-table frames\n");
-    return true;
+    return &domain;
 }
 
 }  // namespace
@@ -208,6 +206,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     using namespace hypervisor;
     console.init();
     console.write("pvkit hypervisor 0.1 (Xen x86-64 PV ABI subset)\n");
+    load_cpu_tables();
 
     // entry.S already checked the magic; the pointer is still the loader's word.
     const auto* info = phys_to_virt<const abi::hvm_start_info>(hvm_start_info_paddr);
@@ -229,10 +228,14 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         static Host host{console};
         static hv::domain::Domains domains{tables, host};
         const auto* kernel = phys_to_virt<const std::byte>(loaded[0].paddr, loaded[0].size);
+        hv::builder::Built built;
+        hv::domain::Domain* domain = nullptr;
         if (kernel == nullptr)
             console.write("dom1: the module lies outside the boot window\n");
         else
-            (void)build_first_domain({kernel, loaded[0].size}, domains);
+            domain = build_first_domain({kernel, loaded[0].size}, domains, built);
+        if (domain != nullptr)
+            run_domain(domains, *domain, built.registers);
     } else if (frames != nullptr) {
         console.write("no domain: give a kernel image as the initrd\n");
     }
@@ -241,8 +244,5 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     console.write("exiting with status ");
     console.write_decimal(status);
     console.write("\n");
-    cpu::outl(debug_exit_port, status);
-
-    // Still here: there is no debug-exit device (real hardware, other VMMs).
-    cpu::halt_forever();
+    cpu::exit_qemu(status);
 }

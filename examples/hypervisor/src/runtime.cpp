@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // What GCC-compiled freestanding C++ still expects from a runtime. There is no
 // libc: the compiler may emit calls to the mem* functions for copies and
-// zeroing, and the C++ ABI needs the few symbols below.
+// zeroing (and strlen for string_views of C strings), and the C++ ABI needs the few symbols below.
 #include <cstddef>
 
 #include "cpu.hpp"
@@ -44,6 +44,14 @@ int memcmp(const void* lhs, const void* rhs, std::size_t n) {
         }
     }
     return 0;
+}
+
+std::size_t strlen(const char* text) {
+    std::size_t length = 0;
+    while (text[length] != '\0') {
+        ++length;
+    }
+    return length;
 }
 
 // A pure virtual function was called through a half-built or half-destroyed object.

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// The CPU's tables for running PV guests: a GDT with Xen's reserved selectors, a TSS whose rsp0 is
+// the entry stack, an IDT whose every vector goes to guest_entry.S, and syscall configured to
+// enter the hypervisor at hv_syscall_entry.
+#pragma once
+
+#include <cstdint>
+
+namespace hypervisor {
+
+// Xen's selectors in the reserved GDT entries (FIRST_RESERVED_GDT_ENTRY = 7168, i.e. 0xe000):
+// the hypervisor's own, and the flat ring-3 segments every PV guest is given.
+inline constexpr std::uint16_t hypervisor_cs = 0xe008;
+inline constexpr std::uint16_t hypervisor_ds = 0xe010;
+inline constexpr std::uint16_t guest_cs32 = 0xe023;
+inline constexpr std::uint16_t guest_ss = 0xe02b;
+inline constexpr std::uint16_t guest_cs64 = 0xe033;
+inline constexpr std::uint16_t tss_selector = 0xe040;
+
+// Loads the tables and the syscall MSRs, and masks the legacy PIC (no device interrupts yet).
+void load_cpu_tables();
+
+}  // namespace hypervisor

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "guest_run.hpp"
+
+#include <hv/domain_hypercalls.hpp>
+
+#include "cpu.hpp"
+#include "cpu_tables.hpp"
+#include "guest_frame.hpp"
+#include "memory_layout.hpp"
+#include "serial.hpp"
+
+namespace hypervisor {
+namespace {
+
+constexpr Serial console{Serial::com1};
+constexpr std::uint64_t frame_mask = 0x000F'FFFF'FFFF'F000;
+constexpr std::uint64_t present = 1, writable = 2, user = 4;
+constexpr std::uint64_t interrupts_enabled = 0x202;
+
+std::uint64_t read_cr3() {
+    std::uint64_t value;
+    asm volatile("mov %%cr3, %0" : "=r"(value));
+    return value;
+}
+
+// The running guest's address space, as its own page tables (the current CR3) show it to ring 3:
+// every level present and user-accessible, and writable for a write.
+class CurrentAddressSpace final : public hv::GuestMemory {
+public:
+    bool read(hv::Vaddr address, std::span<std::byte> into) override {
+        return each_page(address.value, into.size(), false, [&](std::byte* page, std::size_t done, std::size_t size) {
+            for (std::size_t i = 0; i < size; ++i)
+                into[done + i] = page[i];
+        });
+    }
+    bool write(hv::Vaddr address, std::span<const std::byte> from) override {
+        return each_page(address.value, from.size(), true, [&](std::byte* page, std::size_t done, std::size_t size) {
+            for (std::size_t i = 0; i < size; ++i)
+                page[i] = from[done + i];
+        });
+    }
+
+private:
+    static std::byte* translate(std::uint64_t address, bool write) {
+        std::uint64_t table = read_cr3() & frame_mask;
+        for (int level = 4; level >= 1; --level) {
+            const auto* entries = phys_to_virt<const std::uint64_t>(table, 4096);
+            if (entries == nullptr)
+                return nullptr;
+            const std::uint64_t entry = entries[(address >> (12 + 9 * (level - 1))) & 511];
+            if ((entry & (present | user)) != (present | user) || (write && (entry & writable) == 0))
+                return nullptr;
+            table = entry & frame_mask;
+        }
+        std::byte* page = phys_to_virt<std::byte>(table, 4096);
+        return page == nullptr ? nullptr : page + (address & 0xFFF);
+    }
+    template <class Copy>
+    static bool each_page(std::uint64_t address, std::size_t length, bool write, Copy copy) {
+        for (std::size_t done = 0; done < length; done += 4096 - ((address + done) & 0xFFF))
+            if (translate(address + done, write) == nullptr)
+                return false;
+        for (std::size_t done = 0; done < length;) {
+            const std::size_t size = std::min<std::size_t>(length - done, 4096 - ((address + done) & 0xFFF));
+            copy(translate(address + done, write), done, size);
+            done += size;
+        }
+        return true;
+    }
+};
+
+// One domain on one CPU: nobody else ever waits.
+class NeverPreempt final : public hv::Preemption {
+public:
+    bool pending() override { return false; }
+};
+
+struct Running {
+    hv::domain::Domains* domains = nullptr;
+    hv::domain::Domain* domain = nullptr;
+    hv::domain::Hypercalls* handlers = nullptr;
+};
+Running running;
+
+[[noreturn]] void finish() {
+    const hv::domain::Domain& domain = *running.domain;
+    const bool powered_off =
+        domain.state == hv::domain::DomainState::shutdown && domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+    console.write("all domains have stopped: ");
+    console.write(domain.name());
+    console.write(powered_off ? " powered off\n" : " did not power off\n");
+    cpu::exit_qemu(powered_off ? 0 : 1);
+}
+
+}  // namespace
+
+void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
+                const hv::builder::InitialRegisters& registers) {
+    static hv::domain::Hypercalls handlers{domains};
+    running = {&domains, &domain, &handlers};
+    (void)domains.unpause(domain);
+    const std::uint64_t l4 = domain.storage.vcpu_memory[0].kernel_base->value << 12;
+    asm volatile("mov %0, %%cr3" : : "r"(l4) : "memory");
+    auto* frame = reinterpret_cast<GuestFrame*>(hv_entry_stack_top - sizeof(GuestFrame));
+    *frame = GuestFrame{};
+    frame->rip = registers.rip;
+    frame->rsp = registers.rsp;
+    frame->rsi = registers.rsi;
+    frame->cs = guest_cs64;
+    frame->ss = guest_ss;
+    frame->rflags = interrupts_enabled;
+    hv_enter_guest(frame);
+}
+
+}  // namespace hypervisor
+
+using hypervisor::GuestFrame;
+
+// A hypercall: the number in rax, arguments in rdi, rsi, rdx, r10, r8, the result back in rax.
+extern "C" void hv_syscall(GuestFrame* frame) {
+    using namespace hypervisor;
+    static CurrentAddressSpace memory;
+    static NeverPreempt preemption;
+    hv::Continuation continuation;
+    hv::domain::HypercallCaller caller{*running.domain, 0, memory, preemption, continuation};
+    const long result = hv::domain::hypercall(
+        *running.handlers, caller, {frame->rax, {frame->rdi, frame->rsi, frame->rdx, frame->r10, frame->r8}});
+    if (continuation.requested) {
+        // Back to the syscall instruction, with the registers that carry on from here.
+        const hv::HypercallRegisters& again = continuation.registers;
+        frame->rax = again.number;
+        frame->rdi = again.args[0];
+        frame->rsi = again.args[1];
+        frame->rdx = again.args[2];
+        frame->r10 = again.args[3];
+        frame->r8 = again.args[4];
+        frame->rip -= 2;
+    } else {
+        frame->rax = static_cast<std::uint64_t>(result);
+    }
+    if (!running.domain->runnable(0))
+        finish();
+}
+
+// An exception or interrupt. From the guest: nothing is delivered to guests yet, so the domain
+// crashes; from the hypervisor itself: a bug, reported before QEMU is left.
+extern "C" void hv_trap(GuestFrame* frame) {
+    using namespace hypervisor;
+    std::uint64_t cr2;
+    asm volatile("mov %%cr2, %0" : "=r"(cr2));
+    const bool from_guest = (frame->cs & 3) != 0;
+    console.write(from_guest ? "(" : "hypervisor: exception ");
+    if (from_guest) {
+        console.write(running.domain->name());
+        console.write(") crashed: exception ");
+    }
+    console.write_decimal(frame->vector);
+    console.write(", error code ");
+    console.write_hex(frame->error_code);
+    console.write(", rip ");
+    console.write_hex(frame->rip);
+    console.write(", cr2 ");
+    console.write_hex(cr2);
+    console.write("\n");
+    if (!from_guest)
+        cpu::exit_qemu(255);
+    running.domains->crash(*running.domain);
+    finish();
+}

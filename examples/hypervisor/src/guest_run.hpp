@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Running a built domain on this CPU: into ring 3 at its entry point, hypercalls through syscall,
+// faults it cannot handle yet crashing it. One domain, one vCPU, for now.
+#pragma once
+
+#include <hv/builder.hpp>
+
+namespace hypervisor {
+
+// Runs `domain` until it stops running, then reports how it ended and leaves QEMU: status 0 when
+// it powered off, 1 otherwise.
+[[noreturn]] void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
+                             const hv::builder::InitialRegisters& registers);
+
+}  // namespace hypervisor
