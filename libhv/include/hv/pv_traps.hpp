@@ -1,0 +1,88 @@
+// Traps of 64-bit PV guests: the trap table a guest kernel registers, exceptions bounced to it on
+// the guest's own stack in Xen's frame, the kernel stack for traps from guest user mode, and the
+// iret hypercall that returns from them.
+//
+// A PV guest kernel runs in ring 3 beside its own user mode; the hypervisor keeps which of the two
+// is running (kernel_mode) and turns an exception into a jump to the guest's handler, as the CPU
+// would for a native kernel. The frame Xen builds below a 16-byte aligned top, from the lowest
+// address up:
+//   rcx, r11, [error code], rip, cs, rflags, rsp, ss
+// with cs's RPL cleared for a trap from guest kernel mode (a guest tells the two modes apart by
+// it), rflags.IF standing for "events were unmasked", rip and rsp where the trap happened. The
+// handler runs with rsp at rcx (Linux's and Mini-OS's entries pop rcx, then r11). The guest
+// returns with HYPERVISOR_iret and an iret_context.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+
+#include <hv/continuation.hpp>
+#include <hv/guest_memory.hpp>
+
+namespace hv::pv {
+
+namespace abi = pvkit::abi;
+
+// A vCPU's registers where it was interrupted, and where it is to resume.
+struct GuestRegisters {
+    std::uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp;
+    std::uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+    std::uint64_t rip, rflags;
+    std::uint16_t cs, ss;
+};
+
+// What the trap layer keeps of one vCPU.
+struct PvVcpu {
+    std::array<abi::trap_info, 256> traps{};  // by vector; address 0: no handler
+    std::uint64_t kernel_ss = 0;              // stack_switch: the stack for traps from user mode
+    std::uint64_t kernel_sp = 0;
+    bool kernel_mode = true;                  // the guest kernel is running (not its user mode)
+};
+
+// Xen's flat selectors for a 64-bit guest kernel, as the CPU sees them (RPL 3).
+inline constexpr std::uint16_t guest_kernel_cs = abi::FLAT_KERNEL_CS64;
+inline constexpr std::uint16_t guest_kernel_ss = abi::FLAT_KERNEL_SS;
+
+// set_trap_table: entries up to the first whose address is 0 replace those of their vectors; a
+// null handle clears the table. efault when an entry cannot be read (those before it stay set).
+// Long tables stop when others wait and ask to be issued again for the rest.
+long set_trap_table(PvVcpu& vcpu, GuestMemory& memory, Preemption& preemption, Continuation& continuation,
+                    const hypercall_args::set_trap_table& args);
+
+// stack_switch(ss, esp): the kernel stack traps from guest user mode land on.
+long stack_switch(PvVcpu& vcpu, const hypercall_args::stack_switch& args);
+
+enum class Bounce : std::uint8_t {
+    delivered,      // `registers` now enter the guest's handler
+    no_handler,     // the guest registered none: Xen crashes the domain
+    bad_stack,      // the frame could not be written to the guest's stack: likewise
+};
+struct BounceResult {
+    Bounce outcome;
+    bool mode_changed;  // the guest went from user to kernel mode: switch page tables and GS base
+};
+
+// Delivers exception `vector` (with `error_code` if the CPU gave one) to the guest's handler:
+// builds Xen's frame on the guest kernel stack (the current stack for a trap in kernel mode, the
+// stack_switch stack for one in user mode), masks events if the handler asked for it (trap_info
+// flags bit 2), and records cr2 in vcpu_info for a page fault, whose error code loses its user
+// bit when the guest kernel faulted (it runs in ring 3, but for the guest it was not a user
+// access). Nothing changes unless the outcome is `delivered`.
+BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
+                              std::uint8_t vector, std::optional<std::uint32_t> error_code, std::uint64_t cr2);
+
+// HYPERVISOR_iret from guest kernel mode: reads the iret_context at the guest's rsp and resumes
+// there; to user mode when its cs has RPL 3 (then `mode_changed` is set), else in kernel mode;
+// rcx and r11 restored unless VGCF_in_syscall; events masked as its rflags.IF says. The result,
+// to be placed in rax, is the context's rax. Refused (nullopt, nothing changed) when the context
+// cannot be read or a return to user mode finds no user page tables (`has_user_base` false):
+// Xen crashes the domain then.
+struct IretResult {
+    std::uint64_t rax;
+    bool mode_changed;
+};
+std::optional<IretResult> iret(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
+                               bool has_user_base);
+
+}  // namespace hv::pv

@@ -1,0 +1,206 @@
+#include "../mm/mmu_ops_fixture.hpp"
+
+#include <hv/pv_traps.hpp>
+
+namespace pv_test {
+namespace {
+
+using namespace hv::pv;
+using mm_test::CountdownPreemption;
+using mm_test::GuestBuffer;
+namespace abi = pvkit::abi;
+
+constexpr std::uint64_t table_address = GuestBuffer::base;             // the guest's trap table
+constexpr std::uint64_t kernel_stack_top = GuestBuffer::base + 0x8008;  // not 16-byte aligned on purpose
+constexpr std::uint64_t user_stack_kernel_top = GuestBuffer::base + 0xF000;
+constexpr std::uint64_t handler = 0xFFFF'FFFF'8000'2000;
+
+struct TrapFixture {
+    template <class T>
+    void place(std::uint64_t address, const T& value) {
+        std::memcpy(memory.bytes.data() + (address - GuestBuffer::base), &value, sizeof value);
+    }
+    template <class T>
+    T at(std::uint64_t address) {
+        T value;
+        std::memcpy(&value, memory.bytes.data() + (address - GuestBuffer::base), sizeof value);
+        return value;
+    }
+    void set_handler(std::uint8_t vector, std::uint8_t flags = 0) { vcpu.traps[vector] = {vector, flags, 0xe033, handler}; }
+
+    GuestRegisters interrupted() const {
+        GuestRegisters r{};
+        r.rax = 1;
+        r.rcx = 0xC0C0;
+        r.r11 = 0x1111;
+        r.rip = 0xFFFF'FFFF'8000'1234;
+        r.rsp = kernel_stack_top;
+        r.rflags = 0x202 | 0x100;  // IF, TF
+        r.cs = 0xe033;
+        r.ss = 0xe02b;
+        return r;
+    }
+
+    GuestBuffer memory;
+    CountdownPreemption preemption;
+    hv::Continuation continuation;
+    PvVcpu vcpu;
+    abi::vcpu_info info{};
+};
+
+TEST_CASE_METHOD(TrapFixture, "set_trap_table fills vectors up to the terminator; a null table clears it", "[pv][traps]") {
+    place(table_address, std::array<abi::trap_info, 3>{{{14, 4, 0xe033, handler}, {3, 3, 0xe033, handler + 16}, {}}});
+    CHECK(set_trap_table(vcpu, memory, preemption, continuation, {{table_address}}) == 0);
+    CHECK(vcpu.traps[14].address == handler);
+    CHECK(vcpu.traps[14].flags == 4);
+    CHECK(vcpu.traps[3].address == handler + 16);
+    CHECK(vcpu.traps[13].address == 0);
+
+    CHECK(set_trap_table(vcpu, memory, preemption, continuation, {{0}}) == 0);
+    CHECK(vcpu.traps[14].address == 0);
+    CHECK(vcpu.traps[3].address == 0);
+}
+
+TEST_CASE_METHOD(TrapFixture, "set_trap_table: an unreadable entry is efault, a long table continues", "[pv][traps][hostile]") {
+    const std::uint64_t last = GuestBuffer::base + memory.bytes.size() - sizeof(abi::trap_info);
+    place(last, abi::trap_info{6, 0, 0xe033, handler});
+    CHECK(set_trap_table(vcpu, memory, preemption, continuation, {{last}}) == hv::xen_errno(hv::Errc::efault));
+    CHECK(vcpu.traps[6].address == handler);  // the entries before the fault stay set, as in Xen
+    CHECK(set_trap_table(vcpu, memory, preemption, continuation, {{0xFFFF'8000'0000'0000}}) ==
+          hv::xen_errno(hv::Errc::efault));
+
+    place(table_address, std::array<abi::trap_info, 3>{{{1, 0, 0xe033, handler}, {2, 0, 0xe033, handler}, {}}});
+    preemption.allowed = 0;
+    CHECK(set_trap_table(vcpu, memory, preemption, continuation, {{table_address}}) == 0);
+    REQUIRE(continuation.requested);
+    CHECK(continuation.registers.number == abi::HYPERVISOR_set_trap_table);
+    CHECK(continuation.registers.args[0] == table_address + sizeof(abi::trap_info));
+    CHECK(vcpu.traps[1].address == handler);
+    CHECK(vcpu.traps[2].address == 0);
+}
+
+TEST_CASE_METHOD(TrapFixture, "an exception in guest kernel mode lands on the same stack in Xen's frame", "[pv][traps]") {
+    set_handler(13);
+    GuestRegisters registers = interrupted();
+    const auto result = bounce_exception(vcpu, info, memory, registers, 13, 0x52, 0);
+    REQUIRE(result.outcome == Bounce::delivered);
+    CHECK_FALSE(result.mode_changed);
+    const std::uint64_t top = kernel_stack_top & ~15ull;
+    CHECK(registers.rsp == top - 8 * 8);
+    CHECK(registers.rip == handler);
+    CHECK(registers.cs == 0xe033);
+    CHECK(registers.rflags == 0x202);  // TF cleared
+    using Frame = std::array<std::uint64_t, 8>;
+    CHECK(at<Frame>(registers.rsp) == Frame{0xC0C0, 0x1111, 0x52, 0xFFFF'FFFF'8000'1234, 0xe030, 0x302, kernel_stack_top, 0xe02b});
+    CHECK(info.evtchn_upcall_mask == 0);
+}
+
+TEST_CASE_METHOD(TrapFixture, "the saved IF says whether events were masked; an interrupt-gate handler masks them",
+                 "[pv][traps]") {
+    set_handler(3, 4);
+    info.evtchn_upcall_mask = 1;
+    GuestRegisters registers = interrupted();
+    REQUIRE(bounce_exception(vcpu, info, memory, registers, 3, std::nullopt, 0).outcome == Bounce::delivered);
+    using Frame = std::array<std::uint64_t, 7>;  // no error code
+    CHECK(at<Frame>(registers.rsp)[4] == 0x102);  // IF clear: events were masked
+    CHECK(info.evtchn_upcall_mask == 1);
+
+    info.evtchn_upcall_mask = 0;
+    registers = interrupted();
+    REQUIRE(bounce_exception(vcpu, info, memory, registers, 3, std::nullopt, 0).outcome == Bounce::delivered);
+    CHECK(at<Frame>(registers.rsp)[4] == 0x302);
+    CHECK(info.evtchn_upcall_mask == 1);  // the handler asked for events masked
+}
+
+TEST_CASE_METHOD(TrapFixture, "a page fault records cr2, and the guest kernel's faults lose the user bit",
+                 "[pv][traps]") {
+    set_handler(14);
+    GuestRegisters registers = interrupted();
+    REQUIRE(bounce_exception(vcpu, info, memory, registers, 14, 0x7, 0xDEAD'B000).outcome == Bounce::delivered);
+    CHECK(info.arch.cr2 == 0xDEAD'B000);
+    CHECK(at<std::uint64_t>(registers.rsp + 16) == 0x3);
+
+    vcpu.kernel_mode = false;
+    vcpu.kernel_sp = user_stack_kernel_top;
+    registers = interrupted();
+    REQUIRE(bounce_exception(vcpu, info, memory, registers, 14, 0x6, 0x1000).outcome == Bounce::delivered);
+    CHECK(at<std::uint64_t>(registers.rsp + 16) == 0x6);
+}
+
+TEST_CASE_METHOD(TrapFixture, "an exception in guest user mode switches to the kernel stack and mode", "[pv][traps]") {
+    set_handler(6);
+    vcpu.kernel_mode = false;
+    REQUIRE(stack_switch(vcpu, {0xe028, user_stack_kernel_top}) == 0);
+    CHECK(vcpu.kernel_ss == 0xe02b);
+    GuestRegisters registers = interrupted();
+    registers.rsp = 0x7FFF'0000;  // the user's stack: not written
+    const auto result = bounce_exception(vcpu, info, memory, registers, 6, std::nullopt, 0);
+    REQUIRE(result.outcome == Bounce::delivered);
+    CHECK(result.mode_changed);
+    CHECK(vcpu.kernel_mode);
+    CHECK(registers.rsp == user_stack_kernel_top - 7 * 8);
+    CHECK(registers.ss == 0xe02b);
+    using Frame = std::array<std::uint64_t, 7>;
+    CHECK(at<Frame>(registers.rsp) == Frame{0xC0C0, 0x1111, 0xFFFF'FFFF'8000'1234, 0xe033, 0x302, 0x7FFF'0000, 0xe02b});
+}
+
+TEST_CASE_METHOD(TrapFixture, "without a handler or a writable stack nothing changes", "[pv][traps][hostile]") {
+    const GuestRegisters before = interrupted();
+    GuestRegisters registers = before;
+    CHECK(bounce_exception(vcpu, info, memory, registers, 13, 0, 0).outcome == Bounce::no_handler);
+    set_handler(13);
+    for (std::uint64_t stack : std::initializer_list<std::uint64_t>{0x1000, GuestBuffer::base + 16, 0xFFFF'8000'0000'0040}) {
+        registers = before;
+        registers.rsp = stack;
+        CHECK(bounce_exception(vcpu, info, memory, registers, 13, 0, 0).outcome == Bounce::bad_stack);
+        CHECK(registers.rip == before.rip);
+        CHECK(registers.rsp == stack);
+    }
+    CHECK(vcpu.kernel_mode);
+    CHECK(info.arch.cr2 == 0);
+}
+
+TEST_CASE_METHOD(TrapFixture, "iret resumes the context on the guest's stack", "[pv][traps][iret]") {
+    const std::uint64_t stack = GuestBuffer::base + 0x4000;
+    GuestRegisters registers = interrupted();
+    registers.rsp = stack;
+
+    SECTION("to kernel mode, events unmasked, rcx and r11 restored") {
+        info.evtchn_upcall_mask = 1;
+        place(stack, abi::iret_context{42, 0xAAAA, 0xBBBB, 0, 0xFFFF'FFFF'8000'5000, 0xe030, 0x246, 0xFFFF'FFFF'8001'0000, 0xe02b});
+        const auto result = iret(vcpu, info, memory, registers, false);
+        REQUIRE(result);
+        CHECK(result->rax == 42);
+        CHECK_FALSE(result->mode_changed);
+        CHECK(registers.rip == 0xFFFF'FFFF'8000'5000);
+        CHECK(registers.cs == 0xe033);
+        CHECK(registers.rsp == 0xFFFF'FFFF'8001'0000);
+        CHECK(registers.r11 == 0xAAAA);
+        CHECK(registers.rcx == 0xBBBB);
+        CHECK(info.evtchn_upcall_mask == 0);
+        CHECK(vcpu.kernel_mode);
+    }
+    SECTION("to user mode after a syscall: rcx and r11 kept, events masked as IF says, IOPL dropped") {
+        place(stack, abi::iret_context{0, 0xAAAA, 0xBBBB, abi::VGCF_in_syscall, 0x40'1000, 0xe033, 0x3002, 0x7FFF'F000, 0xe02b});
+        const auto result = iret(vcpu, info, memory, registers, true);
+        REQUIRE(result);
+        CHECK(result->mode_changed);
+        CHECK_FALSE(vcpu.kernel_mode);
+        CHECK(registers.rcx == 0xC0C0);
+        CHECK(registers.r11 == 0x1111);
+        CHECK(registers.rflags == 0x202);
+        CHECK(info.evtchn_upcall_mask == 1);
+    }
+    SECTION("refused: no user page tables, or an unreadable context") {
+        place(stack, abi::iret_context{0, 0, 0, 0, 0x40'1000, 0xe033, 0x202, 0x7FFF'F000, 0xe02b});
+        const GuestRegisters before = registers;
+        CHECK_FALSE(iret(vcpu, info, memory, registers, false));
+        registers.rsp = GuestBuffer::base + memory.bytes.size() - 16;
+        CHECK_FALSE(iret(vcpu, info, memory, registers, true));
+        CHECK(registers.rip == before.rip);
+        CHECK(vcpu.kernel_mode);
+    }
+}
+
+}  // namespace
+}  // namespace pv_test
