@@ -21,6 +21,13 @@ static_assert(offsetof(GuestFrame, vector) == 15 * 8);
 // Not a CPU vector: the frame of a syscall.
 inline constexpr std::uint64_t syscall_vector = 0x100;
 
+// The exceptions for which the CPU pushes an error code (guest_entry.S pushes 0 for the others).
+constexpr bool has_error_code(std::uint64_t vector) {
+    return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 || vector == 29 ||
+           vector == 30;
+}
+inline constexpr std::uint64_t first_external_vector = 32;
+
 }  // namespace hypervisor
 
 // guest_entry.S. Hidden: the static link resolves them directly, with no GOT.

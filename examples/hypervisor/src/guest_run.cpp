@@ -2,6 +2,7 @@
 #include "guest_run.hpp"
 
 #include <hv/domain_hypercalls.hpp>
+#include <hv/pv_traps.hpp>
 
 #include "cpu.hpp"
 #include "cpu_tables.hpp"
@@ -75,12 +76,85 @@ public:
     bool pending() override { return false; }
 };
 
+// libhv's hypercalls and the trap layer's, for the running vCPU, whose saved registers are the
+// frame being handled.
+class HypervisorCalls final : public hv::domain::Hypercalls {
+public:
+    using Hypercalls::Hypercalls;
+
+    long set_trap_table(hv::domain::HypercallCaller& caller, const hv::hypercall_args::set_trap_table& args) {
+        return hv::pv::set_trap_table(pv, caller.memory, caller.preemption, caller.continuation, args);
+    }
+    long stack_switch(hv::domain::HypercallCaller&, const hv::hypercall_args::stack_switch& args) {
+        return hv::pv::stack_switch(pv, args);
+    }
+    long iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&);
+
+    hv::pv::PvVcpu pv;
+    GuestFrame* frame = nullptr;
+};
+
+CurrentAddressSpace memory;
+
 struct Running {
     hv::domain::Domains* domains = nullptr;
     hv::domain::Domain* domain = nullptr;
-    hv::domain::Hypercalls* handlers = nullptr;
+    HypervisorCalls* handlers = nullptr;
 };
 Running running;
+
+hv::pv::GuestRegisters registers_of(const GuestFrame& frame) {
+    return {frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp, frame.rsp,
+            frame.r8, frame.r9, frame.r10, frame.r11, frame.r12, frame.r13, frame.r14, frame.r15,
+            frame.rip, frame.rflags, static_cast<std::uint16_t>(frame.cs), static_cast<std::uint16_t>(frame.ss)};
+}
+
+void store(const hv::pv::GuestRegisters& registers, GuestFrame& frame) {
+    frame.rax = registers.rax;
+    frame.rbx = registers.rbx;
+    frame.rcx = registers.rcx;
+    frame.rdx = registers.rdx;
+    frame.rsi = registers.rsi;
+    frame.rdi = registers.rdi;
+    frame.rbp = registers.rbp;
+    frame.rsp = registers.rsp;
+    frame.r8 = registers.r8;
+    frame.r9 = registers.r9;
+    frame.r10 = registers.r10;
+    frame.r11 = registers.r11;
+    frame.r12 = registers.r12;
+    frame.r13 = registers.r13;
+    frame.r14 = registers.r14;
+    frame.r15 = registers.r15;
+    frame.rip = registers.rip;
+    frame.rflags = registers.rflags;
+    frame.cs = registers.cs;
+    frame.ss = registers.ss;
+}
+
+hv::abi::vcpu_info& vcpu_info() { return *running.domain->events->vcpus[0].info; }
+
+// The guest changed mode: its page tables change with it (GS base swapping comes with
+// set_segment_base).
+void load_mode_page_tables() {
+    const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
+    const auto base = running.handlers->pv.kernel_mode ? mmu.kernel_base : mmu.user_base;
+    asm volatile("mov %0, %%cr3" : : "r"(base->value << 12) : "memory");
+}
+
+long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&) {
+    hv::pv::GuestRegisters registers = registers_of(*frame);
+    const bool has_user_base = caller.domain.storage.vcpu_memory[0].user_base.has_value();
+    const auto resumed = hv::pv::iret(pv, vcpu_info(), caller.memory, registers, has_user_base);
+    if (!resumed) {
+        running.domains->crash(caller.domain);
+        return 0;
+    }
+    store(registers, *frame);
+    if (resumed->mode_changed)
+        load_mode_page_tables();
+    return static_cast<long>(resumed->rax);
+}
 
 [[noreturn]] void finish() {
     const hv::domain::Domain& domain = *running.domain;
@@ -96,7 +170,7 @@ Running running;
 
 void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
                 const hv::builder::InitialRegisters& registers) {
-    static hv::domain::Hypercalls handlers{domains};
+    static HypervisorCalls handlers{domains};
     running = {&domains, &domain, &handlers};
     (void)domains.unpause(domain);
     const std::uint64_t l4 = domain.storage.vcpu_memory[0].kernel_base->value << 12;
@@ -119,8 +193,17 @@ using hypervisor::GuestFrame;
 // A hypercall: the number in rax, arguments in rdi, rsi, rdx, r10, r8, the result back in rax.
 extern "C" void hv_syscall(GuestFrame* frame) {
     using namespace hypervisor;
-    static CurrentAddressSpace memory;
     static NeverPreempt preemption;
+    if (!running.handlers->pv.kernel_mode) {
+        // A syscall from guest user mode belongs to the guest kernel's syscall callback, which
+        // is not delivered yet.
+        console.write("(");
+        console.write(running.domain->name());
+        console.write(") crashed: a syscall from user mode, which is not delivered yet\n");
+        running.domains->crash(*running.domain);
+        finish();
+    }
+    running.handlers->frame = frame;
     hv::Continuation continuation;
     hv::domain::HypercallCaller caller{*running.domain, 0, memory, preemption, continuation};
     const long result = hv::domain::hypercall(
@@ -142,13 +225,29 @@ extern "C" void hv_syscall(GuestFrame* frame) {
         finish();
 }
 
-// An exception or interrupt. From the guest: nothing is delivered to guests yet, so the domain
-// crashes; from the hypervisor itself: a bug, reported before QEMU is left.
+// An exception or interrupt. From the guest: bounced to the guest kernel's handler, the domain
+// crashing when it has none (Xen's rule); from the hypervisor itself: a bug, reported before QEMU
+// is left. Device interrupts are all masked: one that arrives anyway is ignored.
 extern "C" void hv_trap(GuestFrame* frame) {
     using namespace hypervisor;
     std::uint64_t cr2;
     asm volatile("mov %%cr2, %0" : "=r"(cr2));
     const bool from_guest = (frame->cs & 3) != 0;
+    if (frame->vector >= first_external_vector)
+        return;
+    if (from_guest) {
+        hv::pv::GuestRegisters registers = registers_of(*frame);
+        const std::optional<std::uint32_t> error_code =
+            has_error_code(frame->vector) ? std::optional{static_cast<std::uint32_t>(frame->error_code)} : std::nullopt;
+        const auto bounced = hv::pv::bounce_exception(running.handlers->pv, vcpu_info(), memory, registers,
+                                                      static_cast<std::uint8_t>(frame->vector), error_code, cr2);
+        if (bounced.outcome == hv::pv::Bounce::delivered) {
+            store(registers, *frame);
+            if (bounced.mode_changed)
+                load_mode_page_tables();
+            return;
+        }
+    }
     console.write(from_guest ? "(" : "hypervisor: exception ");
     if (from_guest) {
         console.write(running.domain->name());
