@@ -89,6 +89,12 @@ public:
         return hv::pv::stack_switch(pv, args);
     }
     long iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&);
+    long set_callbacks(hv::domain::HypercallCaller&, const hv::hypercall_args::set_callbacks& args) {
+        return hv::pv::set_callbacks(pv, args);
+    }
+    long callback_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::callback_op& args) {
+        return hv::pv::callback_op(pv, caller.memory, args);
+    }
 
     hv::pv::PvVcpu pv;
     GuestFrame* frame = nullptr;
@@ -140,6 +146,31 @@ void load_mode_page_tables() {
     const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
     const auto base = running.handlers->pv.kernel_mode ? mmu.kernel_base : mmu.user_base;
     asm volatile("mov %0, %%cr3" : : "r"(base->value << 12) : "memory");
+}
+
+[[noreturn]] void finish();
+
+void crash(const char* why) {
+    console.write("(");
+    console.write(running.domain->name());
+    console.write(") crashed: ");
+    console.write(why);
+    console.write("\n");
+    running.domains->crash(*running.domain);
+    finish();
+}
+
+// On every way back to the guest: an event pending and unmasked enters its event callback.
+void deliver_pending_event(GuestFrame& frame) {
+    hv::pv::GuestRegisters registers = registers_of(frame);
+    const auto delivered = hv::pv::deliver_event(running.handlers->pv, vcpu_info(), memory, registers);
+    if (!delivered)
+        return;
+    if (delivered->outcome != hv::pv::Bounce::delivered)
+        crash("its stack cannot take an event upcall");
+    store(registers, frame);
+    if (delivered->mode_changed)
+        load_mode_page_tables();
 }
 
 long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&) {
@@ -197,11 +228,7 @@ extern "C" void hv_syscall(GuestFrame* frame) {
     if (!running.handlers->pv.kernel_mode) {
         // A syscall from guest user mode belongs to the guest kernel's syscall callback, which
         // is not delivered yet.
-        console.write("(");
-        console.write(running.domain->name());
-        console.write(") crashed: a syscall from user mode, which is not delivered yet\n");
-        running.domains->crash(*running.domain);
-        finish();
+        crash("a syscall from user mode, which is not delivered yet");
     }
     running.handlers->frame = frame;
     hv::Continuation continuation;
@@ -223,6 +250,7 @@ extern "C" void hv_syscall(GuestFrame* frame) {
     }
     if (!running.domain->runnable(0))
         finish();
+    deliver_pending_event(*frame);
 }
 
 // An exception or interrupt. From the guest: bounced to the guest kernel's handler, the domain
@@ -233,8 +261,11 @@ extern "C" void hv_trap(GuestFrame* frame) {
     std::uint64_t cr2;
     asm volatile("mov %%cr2, %0" : "=r"(cr2));
     const bool from_guest = (frame->cs & 3) != 0;
-    if (frame->vector >= first_external_vector)
+    if (frame->vector >= first_external_vector) {
+        if (from_guest)
+            deliver_pending_event(*frame);
         return;
+    }
     if (from_guest) {
         hv::pv::GuestRegisters registers = registers_of(*frame);
         const std::optional<std::uint32_t> error_code =
@@ -245,6 +276,7 @@ extern "C" void hv_trap(GuestFrame* frame) {
             store(registers, *frame);
             if (bounced.mode_changed)
                 load_mode_page_tables();
+            deliver_pending_event(*frame);
             return;
         }
     }

@@ -38,6 +38,15 @@ struct PvVcpu {
     std::uint64_t kernel_ss = 0;              // stack_switch: the stack for traps from user mode
     std::uint64_t kernel_sp = 0;
     bool kernel_mode = true;                  // the guest kernel is running (not its user mode)
+    // The guest's callbacks (set_callbacks, CALLBACKOP_register); 0: none.
+    std::uint64_t event_callback = 0;
+    std::uint64_t failsafe_callback = 0;
+    std::uint64_t syscall_callback = 0;
+    std::uint64_t syscall32_callback = 0;
+    std::uint64_t sysenter_callback = 0;
+    std::uint64_t nmi_callback = 0;
+    bool failsafe_masks_events = false;       // CALLBACKF_mask_events
+    bool syscall_masks_events = false;
 };
 
 // Xen's flat selectors for a 64-bit guest kernel, as the CPU sees them (RPL 3).
@@ -71,6 +80,18 @@ struct BounceResult {
 // access). Nothing changes unless the outcome is `delivered`.
 BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
                               std::uint8_t vector, std::optional<std::uint32_t> error_code, std::uint64_t cr2);
+
+// set_callbacks(event, failsafe, syscall), and callback_op: CALLBACKOP_register (event, failsafe,
+// syscall, syscall32, sysenter, nmi; enosys for other types) and CALLBACKOP_unregister (only the
+// NMI callback may go: einval for the others, as Xen), efault for an unreadable argument.
+long set_callbacks(PvVcpu& vcpu, const hypercall_args::set_callbacks& args);
+long callback_op(PvVcpu& vcpu, GuestMemory& memory, const hypercall_args::callback_op& args);
+
+// The event upcall: when an event is pending for the vCPU and events are unmasked, enters the
+// guest's event callback with a frame like an exception's (no error code) and events masked, as
+// Xen does on every return to a guest. nullopt when there is nothing to deliver (or no callback).
+std::optional<BounceResult> deliver_event(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory,
+                                          GuestRegisters& registers);
 
 // HYPERVISOR_iret from guest kernel mode: reads the iret_context at the guest's rsp and resumes
 // there; to user mode when its cs has RPL 3 (then `mode_changed` is set), else in kernel mode;

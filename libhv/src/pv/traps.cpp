@@ -38,15 +38,12 @@ long stack_switch(PvVcpu& vcpu, const hypercall_args::stack_switch& args) {
     return 0;
 }
 
-BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
-                              std::uint8_t vector, std::optional<std::uint32_t> error_code, std::uint64_t cr2) {
-    const abi::trap_info& handler = vcpu.traps[vector];
-    if (handler.address == 0)
-        return {Bounce::no_handler, false};
-    const bool from_user = !vcpu.kernel_mode;
-    if (vector == page_fault && error_code && !from_user)
-        *error_code &= ~page_fault_user;
+namespace {
 
+// Enters the guest at `handler` with Xen's frame on its kernel stack (see hv/pv_traps.hpp).
+BounceResult enter_handler(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
+                           std::uint64_t handler, std::optional<std::uint32_t> error_code, bool mask_events) {
+    const bool from_user = !vcpu.kernel_mode;
     std::uint64_t saved_flags = registers.rflags & ~flag_if;
     if (info.evtchn_upcall_mask == 0)
         saved_flags |= flag_if;
@@ -69,17 +66,102 @@ BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& m
         !memory.write(Vaddr{bottom}, std::as_bytes(std::span{frame.data(), words})))
         return {Bounce::bad_stack, false};
 
-    if (vector == page_fault)
-        info.arch.cr2 = cr2;
-    if (handler.flags & trap_masks_events)
+    if (mask_events)
         info.evtchn_upcall_mask = 1;
     vcpu.kernel_mode = true;
-    registers.rip = handler.address;
+    registers.rip = handler;
     registers.cs = guest_kernel_cs;
     registers.ss = from_user ? static_cast<std::uint16_t>(vcpu.kernel_ss) : registers.ss;
     registers.rsp = bottom;
     registers.rflags &= ~(flag_tf | flag_vm | flag_rf | flag_nt);
     return {Bounce::delivered, from_user};
+}
+
+}  // namespace
+
+BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
+                              std::uint8_t vector, std::optional<std::uint32_t> error_code, std::uint64_t cr2) {
+    const abi::trap_info& handler = vcpu.traps[vector];
+    if (handler.address == 0)
+        return {Bounce::no_handler, false};
+    if (vector == page_fault && error_code && vcpu.kernel_mode)
+        *error_code &= ~page_fault_user;
+    const BounceResult result =
+        enter_handler(vcpu, info, memory, registers, handler.address, error_code, handler.flags & trap_masks_events);
+    if (result.outcome == Bounce::delivered && vector == page_fault)
+        info.arch.cr2 = cr2;
+    return result;
+}
+
+std::optional<BounceResult> deliver_event(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory,
+                                          GuestRegisters& registers) {
+    if (info.evtchn_upcall_pending == 0 || info.evtchn_upcall_mask != 0 || vcpu.event_callback == 0)
+        return std::nullopt;
+    return enter_handler(vcpu, info, memory, registers, vcpu.event_callback, std::nullopt, true);
+}
+
+long set_callbacks(PvVcpu& vcpu, const hypercall_args::set_callbacks& args) {
+    vcpu.event_callback = args.event_address;
+    vcpu.failsafe_callback = args.failsafe_address;
+    vcpu.failsafe_masks_events = false;
+    vcpu.syscall_callback = args.syscall_address;
+    vcpu.syscall_masks_events = false;
+    return 0;
+}
+
+long callback_op(PvVcpu& vcpu, GuestMemory& memory, const hypercall_args::callback_op& args) {
+    switch (args.cmd) {
+    case abi::CALLBACKOP_register: {
+        const auto request = copy_from_guest(memory, GuestHandle<abi::callback_register>{args.arg.address});
+        if (!request)
+            return request.xen_errno();
+        const bool mask_events = request->flags & abi::CALLBACKF_mask_events;
+        switch (request->type) {
+        case abi::CALLBACKTYPE_event:
+            vcpu.event_callback = request->address;
+            return 0;
+        case abi::CALLBACKTYPE_failsafe:
+            vcpu.failsafe_callback = request->address;
+            vcpu.failsafe_masks_events = mask_events;
+            return 0;
+        case abi::CALLBACKTYPE_syscall:
+            vcpu.syscall_callback = request->address;
+            vcpu.syscall_masks_events = mask_events;
+            return 0;
+        case abi::CALLBACKTYPE_syscall32:
+            vcpu.syscall32_callback = request->address;
+            return 0;
+        case abi::CALLBACKTYPE_sysenter:
+            vcpu.sysenter_callback = request->address;
+            return 0;
+        case abi::CALLBACKTYPE_nmi:
+            vcpu.nmi_callback = request->address;
+            return 0;
+        default:
+            return xen_errno(Errc::enosys);
+        }
+    }
+    case abi::CALLBACKOP_unregister: {
+        const auto request = copy_from_guest(memory, GuestHandle<abi::callback_unregister>{args.arg.address});
+        if (!request)
+            return request.xen_errno();
+        switch (request->type) {
+        case abi::CALLBACKTYPE_nmi:
+            vcpu.nmi_callback = 0;
+            return 0;
+        case abi::CALLBACKTYPE_event:
+        case abi::CALLBACKTYPE_failsafe:
+        case abi::CALLBACKTYPE_syscall:
+        case abi::CALLBACKTYPE_syscall32:
+        case abi::CALLBACKTYPE_sysenter:
+            return xen_errno(Errc::einval);
+        default:
+            return xen_errno(Errc::enosys);
+        }
+    }
+    default:
+        return xen_errno(Errc::enosys);
+    }
 }
 
 std::optional<IretResult> iret(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,

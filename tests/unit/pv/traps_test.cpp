@@ -202,5 +202,55 @@ TEST_CASE_METHOD(TrapFixture, "iret resumes the context on the guest's stack", "
     }
 }
 
+TEST_CASE_METHOD(TrapFixture, "callbacks: set_callbacks and CALLBACKOP_register/unregister as Xen", "[pv][callbacks]") {
+    REQUIRE(set_callbacks(vcpu, {handler, handler + 8, handler + 16}) == 0);
+    CHECK(vcpu.event_callback == handler);
+    CHECK(vcpu.failsafe_callback == handler + 8);
+    CHECK(vcpu.syscall_callback == handler + 16);
+
+    place(table_address, abi::callback_register{abi::CALLBACKTYPE_syscall, abi::CALLBACKF_mask_events, handler + 32});
+    CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {table_address}}) == 0);
+    CHECK(vcpu.syscall_callback == handler + 32);
+    CHECK(vcpu.syscall_masks_events);
+    place(table_address, abi::callback_register{abi::CALLBACKTYPE_nmi, 0, handler + 48});
+    CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {table_address}}) == 0);
+    CHECK(vcpu.nmi_callback == handler + 48);
+    place(table_address, abi::callback_register{6, 0, handler});  // type 6 is not defined
+    CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {table_address}}) == hv::xen_errno(hv::Errc::enosys));
+
+    place(table_address, abi::callback_unregister{abi::CALLBACKTYPE_event, 0});
+    CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_unregister, {table_address}}) == hv::xen_errno(hv::Errc::einval));
+    CHECK(vcpu.event_callback == handler);
+    place(table_address, abi::callback_unregister{abi::CALLBACKTYPE_nmi, 0});
+    CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_unregister, {table_address}}) == 0);
+    CHECK(vcpu.nmi_callback == 0);
+    CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {0x1000}}) == hv::xen_errno(hv::Errc::efault));
+    CHECK(callback_op(vcpu, memory, {7, {table_address}}) == hv::xen_errno(hv::Errc::enosys));
+}
+
+TEST_CASE_METHOD(TrapFixture, "an event upcall enters the event callback with events masked, only when due",
+                 "[pv][callbacks][events]") {
+    GuestRegisters registers = interrupted();
+    info.evtchn_upcall_pending = 1;
+    info.evtchn_upcall_mask = 0;
+    CHECK_FALSE(deliver_event(vcpu, info, memory, registers));  // no callback yet
+    vcpu.event_callback = handler;
+    info.evtchn_upcall_mask = 1;
+    CHECK_FALSE(deliver_event(vcpu, info, memory, registers));  // masked
+    info.evtchn_upcall_mask = 0;
+    info.evtchn_upcall_pending = 0;
+    CHECK_FALSE(deliver_event(vcpu, info, memory, registers));  // nothing pending
+    CHECK(registers.rip == interrupted().rip);
+
+    info.evtchn_upcall_pending = 1;
+    const auto delivered = deliver_event(vcpu, info, memory, registers);
+    REQUIRE(delivered);
+    CHECK(delivered->outcome == Bounce::delivered);
+    CHECK(registers.rip == handler);
+    CHECK(info.evtchn_upcall_mask == 1);
+    using Frame = std::array<std::uint64_t, 7>;
+    CHECK(at<Frame>(registers.rsp) == Frame{0xC0C0, 0x1111, 0xFFFF'FFFF'8000'1234, 0xe030, 0x302, kernel_stack_top, 0xe02b});
+}
+
 }  // namespace
 }  // namespace pv_test
