@@ -2,6 +2,7 @@
 #include "guest_run.hpp"
 
 #include <hv/domain_hypercalls.hpp>
+#include <hv/pv_emulate.hpp>
 #include <hv/pv_traps.hpp>
 
 #include "cpu.hpp"
@@ -70,6 +71,29 @@ private:
     }
 };
 
+// This CPU's CPUID, for the guest's emulated one.
+class HostCpuid final : public hv::pv::CpuidSource {
+public:
+    hv::pv::CpuidLeaf cpuid(std::uint32_t leaf, std::uint32_t subleaf) override {
+        hv::pv::CpuidLeaf result;
+        asm volatile("cpuid" : "=a"(result.eax), "=b"(result.ebx), "=c"(result.ecx), "=d"(result.edx) : "a"(leaf), "c"(subleaf));
+        return result;
+    }
+};
+
+constexpr std::uint32_t msr_efer = 0xC000'0080, msr_fs_base = 0xC000'0100, msr_gs_base = 0xC000'0101,
+                        msr_kernel_gs_base = 0xC000'0102;
+
+std::uint64_t read_msr(std::uint32_t msr) {
+    std::uint32_t low, high;
+    asm volatile("rdmsr" : "=a"(low), "=d"(high) : "c"(msr));
+    return (std::uint64_t{high} << 32) | low;
+}
+
+void write_msr(std::uint32_t msr, std::uint64_t value) {
+    asm volatile("wrmsr" : : "c"(msr), "a"(static_cast<std::uint32_t>(value)), "d"(static_cast<std::uint32_t>(value >> 32)));
+}
+
 // One domain on one CPU: nobody else ever waits.
 class NeverPreempt final : public hv::Preemption {
 public:
@@ -97,6 +121,7 @@ public:
     }
 
     hv::pv::PvVcpu pv;
+    hv::pv::SegmentBases bases;
     GuestFrame* frame = nullptr;
 };
 
@@ -140,12 +165,22 @@ void store(const hv::pv::GuestRegisters& registers, GuestFrame& frame) {
 
 hv::abi::vcpu_info& vcpu_info() { return *running.domain->events->vcpus[0].info; }
 
-// The guest changed mode: its page tables change with it (GS base swapping comes with
-// set_segment_base).
+// The running mode's segment bases in the CPU: GS is the kernel's in kernel mode and the user's
+// in user mode, the other one waiting in KERNEL_GS_BASE.
+void load_segment_bases() {
+    const hv::pv::SegmentBases& bases = running.handlers->bases;
+    const bool kernel = running.handlers->pv.kernel_mode;
+    write_msr(msr_fs_base, bases.fs);
+    write_msr(msr_gs_base, kernel ? bases.gs_kernel : bases.gs_user);
+    write_msr(msr_kernel_gs_base, kernel ? bases.gs_user : bases.gs_kernel);
+}
+
+// The guest changed mode: its page tables and GS base change with it.
 void load_mode_page_tables() {
     const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
     const auto base = running.handlers->pv.kernel_mode ? mmu.kernel_base : mmu.user_base;
     asm volatile("mov %0, %%cr3" : : "r"(base->value << 12) : "memory");
+    load_segment_bases();
 }
 
 [[noreturn]] void finish();
@@ -268,6 +303,18 @@ extern "C" void hv_trap(GuestFrame* frame) {
     }
     if (from_guest) {
         hv::pv::GuestRegisters registers = registers_of(*frame);
+        static HostCpuid host_cpuid;
+        const auto emulation = hv::pv::emulate_privileged(
+            running.handlers->pv, running.handlers->bases, registers, memory, host_cpuid,
+            static_cast<std::uint8_t>(frame->vector), read_cr3() & frame_mask, read_msr(msr_efer),
+            running.handlers->version().major, running.handlers->version().minor);
+        if (emulation.emulated) {
+            store(registers, *frame);
+            if (emulation.segment_bases_changed)
+                load_segment_bases();
+            deliver_pending_event(*frame);
+            return;
+        }
         const std::optional<std::uint32_t> error_code =
             has_error_code(frame->vector) ? std::optional{static_cast<std::uint32_t>(frame->error_code)} : std::nullopt;
         const auto bounced = hv::pv::bounce_exception(running.handlers->pv, vcpu_info(), memory, registers,

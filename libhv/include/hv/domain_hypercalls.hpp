@@ -42,6 +42,7 @@ public:
         : domains_{domains}, version_{version}, input_{input != nullptr ? input : &no_input_} {}
 
     Domains& domains() { return domains_; }
+    const VersionInfo& version() const { return version_; }
 
     long mmu_update(HypercallCaller& caller, const hypercall_args::mmu_update& args);
     long set_gdt(HypercallCaller& caller, const hypercall_args::set_gdt& args);

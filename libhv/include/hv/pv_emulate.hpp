@@ -1,0 +1,58 @@
+// The privileged operations a 64-bit PV guest kernel performs that fault in ring 3, emulated as
+// Xen does: CPUID behind the forced-emulation prefix (ud2; .ascii "xen"; cpuid), rdmsr/wrmsr of
+// the MSRs a PV kernel may touch, reads of cr3, and port I/O, which a domain without I/O ports
+// sees as absent (reads return all ones). Everything else is not emulated: the platform bounces
+// the original fault to the guest, so "#GP for the rest" comes for free.
+#pragma once
+
+#include <cstdint>
+
+#include <hv/pv_traps.hpp>
+
+namespace hv::pv {
+
+struct CpuidLeaf {
+    std::uint32_t eax, ebx, ecx, edx;
+    bool operator==(const CpuidLeaf&) const = default;
+};
+
+// The real CPU's CPUID, from the platform.
+class CpuidSource {
+public:
+    virtual CpuidLeaf cpuid(std::uint32_t leaf, std::uint32_t subleaf) = 0;
+
+protected:
+    ~CpuidSource() = default;
+};
+
+// What the guest reads with CPUID: the host's leaves with what a PV guest cannot use hidden and
+// the hypervisor bit set, and Xen's leaves 0x40000000-0x40000002 (signature "XenVMMXenVMM",
+// version, one hypercall page through MSR 0x40000000).
+CpuidLeaf guest_cpuid(CpuidSource& host, std::uint32_t leaf, std::uint32_t subleaf, std::uint16_t xen_major,
+                      std::uint16_t xen_minor);
+
+// Xen's PAT for PV guests, what rdmsr(IA32_PAT) returns.
+inline constexpr std::uint64_t pv_pat = 0x0005'0100'0704'06ull;
+
+// The segment bases of one vCPU (wrmsr to FS_BASE, GS_BASE, SHADOW_GS_BASE). While the guest
+// kernel runs, GS_BASE is the kernel's and SHADOW_GS_BASE the user's.
+struct SegmentBases {
+    std::uint64_t fs = 0;
+    std::uint64_t gs_kernel = 0;
+    std::uint64_t gs_user = 0;
+};
+
+struct Emulation {
+    bool emulated;              // false: bounce the original fault
+    bool segment_bases_changed; // the platform must load the bases into the CPU
+};
+
+// Emulates the instruction at rip that raised `vector` (#UD: the forced CPUID; #GP: rdmsr,
+// wrmsr, mov from cr3, in, out), in guest kernel mode only except for the forced CPUID. On
+// success the registers hold the results and rip is past the instruction. `guest_cr3` is what a
+// read of cr3 gives (the machine address of the current base). `efer` is the EFER the guest sees.
+Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& registers, GuestMemory& memory,
+                             CpuidSource& host, std::uint8_t vector, std::uint64_t guest_cr3, std::uint64_t efer,
+                             std::uint16_t xen_major, std::uint16_t xen_minor);
+
+}  // namespace hv::pv

@@ -1,0 +1,138 @@
+#include "../mm/mmu_ops_fixture.hpp"
+
+#include <hv/pv_emulate.hpp>
+
+namespace pv_test {
+namespace {
+
+using namespace hv::pv;
+using mm_test::GuestBuffer;
+
+// A host CPU with every feature bit set, so that what is hidden shows.
+class AllFeatures final : public CpuidSource {
+public:
+    CpuidLeaf cpuid(std::uint32_t leaf, std::uint32_t subleaf) override {
+        ++calls;
+        return {leaf, 0xFFFF'FFFF, 0xFFFF'FFFF ^ subleaf, 0xFFFF'FFFF};
+    }
+    int calls = 0;
+};
+
+constexpr std::uint64_t code = GuestBuffer::base + 0x100;
+
+struct EmulateFixture {
+    Emulation run(std::initializer_list<std::uint8_t> bytes, std::uint8_t vector = 13) {
+        std::copy(bytes.begin(), bytes.end(), reinterpret_cast<std::uint8_t*>(memory.bytes.data() + (code - GuestBuffer::base)));
+        registers.rip = code;
+        return emulate_privileged(vcpu, bases, registers, memory, host, vector, 0x1234'5000, 0xD01, 4, 17);
+    }
+    GuestBuffer memory;
+    AllFeatures host;
+    PvVcpu vcpu;
+    SegmentBases bases;
+    GuestRegisters registers{};
+};
+
+TEST_CASE("guest CPUID: Xen's leaves, the host's with PV-unusable features hidden", "[pv][emulate][cpuid]") {
+    AllFeatures host;
+    const CpuidLeaf signature = guest_cpuid(host, 0x4000'0000, 0, 4, 17);
+    char text[13] = {};
+    std::memcpy(text, &signature.ebx, 4);
+    std::memcpy(text + 4, &signature.ecx, 4);
+    std::memcpy(text + 8, &signature.edx, 4);
+    CHECK(std::string{text} == "XenVMMXenVMM");
+    CHECK(signature.eax == 0x4000'0002);
+    CHECK(guest_cpuid(host, 0x4000'0001, 0, 4, 17).eax == 0x0004'0011);
+    CHECK(guest_cpuid(host, 0x4000'0002, 0, 4, 17) == CpuidLeaf{1, 0x4000'0000, 0, 0});
+    CHECK(guest_cpuid(host, 0x4000'0100, 0, 4, 17) == CpuidLeaf{0, 0, 0, 0});
+    CHECK(host.calls == 0);
+
+    const CpuidLeaf features = guest_cpuid(host, 1, 0, 4, 17);
+    CHECK((features.ecx & (1u << 31)) != 0);  // a hypervisor is present
+    CHECK((features.ecx & (1u << 5)) == 0);   // no VMX
+    CHECK((features.ecx & (1u << 26)) == 0);  // no XSAVE
+    CHECK((features.edx & (1u << 9)) == 0);   // no APIC
+    CHECK((features.edx & (1u << 0)) != 0);   // the FPU stays
+    CHECK((guest_cpuid(host, 7, 0, 4, 17).ebx & (1u << 7)) == 0);  // no SMEP
+    CHECK(guest_cpuid(host, 0xD, 1, 4, 17) == CpuidLeaf{0, 0, 0, 0});
+    CHECK(guest_cpuid(host, 0x8000'0001, 0, 4, 17).edx == 0xFFFF'FFFF);
+}
+
+TEST_CASE_METHOD(EmulateFixture, "the forced-emulation prefix runs CPUID; a plain ud2 is not emulated", "[pv][emulate][cpuid]") {
+    registers.rax = 0x4000'0001;
+    const Emulation emulation = run({0x0F, 0x0B, 'x', 'e', 'n', 0x0F, 0xA2}, 6);
+    CHECK(emulation.emulated);
+    CHECK(registers.rax == 0x0004'0011);
+    CHECK(registers.rip == code + 7);
+    vcpu.kernel_mode = false;  // user mode may use it too
+    registers.rax = 0x4000'0000;
+    CHECK(run({0x0F, 0x0B, 'x', 'e', 'n', 0x0F, 0xA2}, 6).emulated);
+    CHECK_FALSE(run({0x0F, 0x0B, 'x', 'e', 'm', 0x0F, 0xA2}, 6).emulated);
+    CHECK(registers.rip == code);
+}
+
+TEST_CASE_METHOD(EmulateFixture, "rdmsr and wrmsr of the segment bases, EFER and PAT; #GP for the rest",
+                 "[pv][emulate][msr]") {
+    registers.rcx = 0xC000'0100;  // FS_BASE
+    registers.rdx = 0x7FFF;
+    registers.rax = 0x1234'5678;
+    const Emulation written = run({0x0F, 0x30});
+    CHECK(written.emulated);
+    CHECK(written.segment_bases_changed);
+    CHECK(bases.fs == 0x7FFF'1234'5678);
+    CHECK(registers.rip == code + 2);
+
+    registers.rcx = 0x277;
+    CHECK(run({0x0F, 0x32}).emulated);
+    CHECK(((registers.rdx << 32) | registers.rax) == pv_pat);
+    registers.rcx = 0xC000'0080;
+    CHECK(run({0x0F, 0x32}).emulated);
+    CHECK(registers.rax == 0xD01);
+
+    registers.rcx = 0xC000'0102;  // SHADOW_GS_BASE: a non-canonical value is refused
+    registers.rdx = 0x8000;
+    registers.rax = 0;
+    CHECK_FALSE(run({0x0F, 0x30}).emulated);
+    CHECK(bases.gs_user == 0);
+    registers.rcx = 0x277;  // PAT: only its own value may be written back
+    CHECK_FALSE(run({0x0F, 0x30}).emulated);
+    registers.rcx = 0x1B;  // APIC_BASE: not a PV guest's
+    CHECK_FALSE(run({0x0F, 0x32}).emulated);
+    CHECK(registers.rip == code);
+}
+
+TEST_CASE_METHOD(EmulateFixture, "mov from cr3 and port I/O in guest kernel mode only", "[pv][emulate]") {
+    CHECK(run({0x0F, 0x20, 0xD8}).emulated);  // mov %cr3, %rax
+    CHECK(registers.rax == 0x1234'5000);
+    CHECK(run({0x41, 0x0F, 0x20, 0xDB}).emulated);  // mov %cr3, %r11
+    CHECK(registers.r11 == 0x1234'5000);
+    CHECK(registers.rip == code + 4);
+    CHECK_FALSE(run({0x0F, 0x20, 0xC0}).emulated);  // mov %cr0, %rax
+    CHECK_FALSE(run({0x0F, 0x22, 0xD8}).emulated);  // mov %rax, %cr3
+
+    registers.rax = 0x1111'2222'3333'4444;
+    CHECK(run({0xEC}).emulated);  // in %dx, %al
+    CHECK(registers.rax == 0x1111'2222'3333'44FF);
+    CHECK(run({0x66, 0xE5, 0x60}).emulated);  // in $0x60, %ax
+    CHECK(registers.rax == 0x1111'2222'3333'FFFF);
+    CHECK(run({0xED}).emulated);  // in %dx, %eax
+    CHECK(registers.rax == 0xFFFF'FFFF);
+    CHECK(run({0xEE}).emulated);  // out %al, %dx
+    CHECK(registers.rip == code + 1);
+    CHECK_FALSE(run({0xF4}).emulated);  // hlt
+
+    vcpu.kernel_mode = false;
+    CHECK_FALSE(run({0xEC}).emulated);
+    CHECK_FALSE(run({0x0F, 0x32}).emulated);
+}
+
+TEST_CASE_METHOD(EmulateFixture, "an instruction that cannot be fetched is not emulated", "[pv][emulate][hostile]") {
+    registers.rip = GuestBuffer::base + memory.bytes.size() - 1;  // the second byte is unmapped
+    memory.bytes.back() = std::byte{0x0F};
+    CHECK_FALSE(emulate_privileged(vcpu, bases, registers, memory, host, 13, 0, 0, 4, 17).emulated);
+    registers.rip = 0xFFFF'8000'0000'0000;
+    CHECK_FALSE(emulate_privileged(vcpu, bases, registers, memory, host, 6, 0, 0, 4, 17).emulated);
+}
+
+}  // namespace
+}  // namespace pv_test
