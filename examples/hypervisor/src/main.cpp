@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include <hv/boot_bundle.hpp>
 #include <hv/builder.hpp>
 #include <pvkit/abi.hpp>
 
@@ -156,37 +157,85 @@ struct DomainStorage {
     std::array<hv::evtchn::EvtchnVcpu, 1> vcpu_events{};
 };
 
-// The first module's kernel as domain 1; nullptr with a message when it cannot be built.
-hv::domain::Domain* build_first_domain(std::span<const std::byte> kernel, hv::domain::Domains& domains,
+// What the initrd asks for: a boot bundle (docs/builder.md), or a bare kernel image run with
+// the defaults. Only the first domain of a bundle runs until scheduling comes.
+bool read_initrd(std::span<const std::byte> initrd, hv::builder::BundledDomain& first) {
+    constexpr std::string_view cpio_magic = "070701";
+    const bool is_bundle = initrd.size() >= cpio_magic.size() &&
+                           std::string_view{reinterpret_cast<const char*>(initrd.data()), cpio_magic.size()} == cpio_magic;
+    if (!is_bundle) {
+        hv::builder::BundleDomain defaults;  // a bundle's defaults: 16 MiB, one vCPU
+        defaults.name = "dom1";
+        defaults.kernel = "initrd";
+        first = {defaults, {}, initrd, {}};
+        return true;
+    }
+    static hv::builder::Bundle bundle;
+    const auto error = hv::builder::read_bundle(initrd, bundle);
+    if (error.code != hv::builder::BundleErrc::none) {
+        console.write("boot bundle refused: ");
+        console.write(hv::builder::describe(error.code));
+        if (!error.file.empty()) {
+            console.write(": ");
+            console.write(error.file);
+        }
+        if (error.code == hv::builder::BundleErrc::bad_config) {
+            console.write(", line ");
+            console.write_decimal(error.config.line);
+            console.write(": ");
+            console.write(hv::builder::describe(error.config.code));
+        }
+        console.write("\n");
+        return false;
+    }
+    if (bundle.domain_count > 1)
+        console.write("boot bundle: only the first of its domains runs for now\n");
+    first = bundle.domains[0];
+    return true;
+}
+
+// The domain the initrd describes, built as domain 1; nullptr with a message when it cannot be.
+hv::domain::Domain* build_first_domain(const hv::builder::BundledDomain& wanted, hv::domain::Domains& domains,
                                        hv::builder::Built& built) {
-    static hv::builder::ElfImage image;
-    if (const auto error = hv::builder::parse_image(kernel, image); error != hv::builder::ImageError::none) {
-        console.write("dom1: the kernel image is refused: ");
-        console.write(hv::builder::describe(error));
+    const hv::builder::BundleDomain& config = wanted.config;
+    const auto refuse = [&](std::string_view why, std::string_view detail) -> hv::domain::Domain* {
+        console.write(config.name);
+        console.write(": ");
+        console.write(why);
+        console.write(detail);
         console.write("\n");
         return nullptr;
-    }
-    constexpr std::uint64_t memory_pages = (32u << 20) / BootMemory::page;
+    };
+    static hv::builder::ElfImage image;
+    if (const auto error = hv::builder::parse_image(wanted.kernel, image); error != hv::builder::ImageError::none)
+        return refuse("the kernel image is refused: ", hv::builder::describe(error));
+    static std::array<char, pvkit::abi::MAX_GUEST_CMDLINE> command_line;
+    const std::size_t command_line_length = config.cmdline.decode(command_line);
+    if (command_line_length >= command_line.size())
+        return refuse("cannot be built: ", hv::builder::describe(hv::builder::BuildError::command_line_too_long));
     static DomainStorage storage;
     static SerialSink sink{console};
-    static hv::domain::Domain domain{{.id = DomainStorage::id, .name = "dom1", .max_pages = memory_pages + 2, .console_write = true},
+    static hv::domain::Domain domain{{.id = DomainStorage::id,
+                                      .name = config.name,
+                                      .max_pages = config.memory_pages() + 2,
+                                      .privileged = config.privileged,
+                                      .console_write = true},
                                      {storage.ports, {storage.grant_frames, storage.active, storage.maptrack},
                                       storage.vcpus, storage.vcpu_memory, storage.vcpu_events},
                                      sink};
-    if (const auto created = domains.create(domain); !created) {
-        console.write("dom1: cannot be created\n");
-        return nullptr;
-    }
+    if (const auto created = domains.create(domain); !created)
+        return refuse("cannot be created", "");
     static hv::builder::DomainBuilder builder{domains};
-    const auto error = builder.build(domain, image, {.memory_pages = memory_pages}, built);
-    if (error != hv::builder::BuildError::none) {
-        console.write("dom1: cannot be built: ");
-        console.write(hv::builder::describe(error));
-        console.write("\n");
-        return nullptr;
-    }
-    console.write("dom1: built, ");
-    console.write_decimal(memory_pages * BootMemory::page >> 20);
+    const auto error = builder.build(domain, image,
+                                     {.memory_pages = config.memory_pages(),
+                                      .ramdisk = wanted.ramdisk,
+                                      .command_line = {command_line.data(), command_line_length}},
+                                     built);
+    if (error != hv::builder::BuildError::none)
+        return refuse("cannot be built: ", hv::builder::describe(error));
+    console.write(config.name);
+    console.write(": built, ");
+    console.write_decimal(config.memory_mib);
     console.write(" MiB, entry ");
     console.write_hex(built.registers.rip);
     console.write(", start_info ");
@@ -227,17 +276,18 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         static hv::mm::PageTables tables{*frames};
         static Host host{console};
         static hv::domain::Domains domains{tables, host};
-        const auto* kernel = phys_to_virt<const std::byte>(loaded[0].paddr, loaded[0].size);
+        const auto* initrd = phys_to_virt<const std::byte>(loaded[0].paddr, loaded[0].size);
+        hv::builder::BundledDomain wanted;
         hv::builder::Built built;
         hv::domain::Domain* domain = nullptr;
-        if (kernel == nullptr)
-            console.write("dom1: the module lies outside the boot window\n");
-        else
-            domain = build_first_domain({kernel, loaded[0].size}, domains, built);
+        if (initrd == nullptr)
+            console.write("the initrd lies outside the boot window\n");
+        else if (read_initrd({initrd, loaded[0].size}, wanted))
+            domain = build_first_domain(wanted, domains, built);
         if (domain != nullptr)
             run_domain(domains, *domain, built.registers);
     } else if (frames != nullptr) {
-        console.write("no domain: give a kernel image as the initrd\n");
+        console.write("no domain: give a boot bundle or a kernel image as the initrd\n");
     }
 
     const std::uint8_t status = parse_exit_status(cmdline).value_or(0);

@@ -15,7 +15,7 @@ int pvk_main(const struct pvk_start_info *info)
 {
     const uint64_t here = (uint64_t)info;
     report_check(starts_with(info->magic, "xen-3.0-x86_64"), "magic is xen-3.0-x86_64");
-    report_check(info->nr_pages == 32ull * 1024 * 1024 / PAGE, "nr_pages is the domain's 32 MiB");
+    report_check(info->nr_pages == 16ull * 1024 * 1024 / PAGE, "nr_pages is the default 16 MiB of a bare kernel");
     report_check((here & (PAGE - 1)) == 0, "start_info is page-aligned");
     report_check(info->shared_info != 0 && (info->shared_info & (PAGE - 1)) == 0,
                  "shared_info is a page's machine address");
