@@ -3,6 +3,7 @@
 // libc: the compiler may emit calls to the mem* functions for copies and
 // zeroing (and strlen for string_views of C strings), and the C++ ABI needs the few symbols below.
 #include <cstddef>
+#include <cstdint>
 
 #include "cpu.hpp"
 
@@ -10,15 +11,28 @@ extern "C" {
 
 // rep movsb/stosb rather than C loops: GCC can turn a byte loop inside memset
 // back into a call to memset, which would recurse.
+// Whole quadwords where the sizes allow: under TCG each repetition costs the same, so pages are
+// cleared and copied eight times faster than byte by byte.
 void* memcpy(void* dest, const void* src, std::size_t n) {
     void* ret = dest;
-    asm volatile("rep movsb" : "+D"(dest), "+S"(src), "+c"(n) : : "memory");
+    if (((reinterpret_cast<std::uintptr_t>(dest) | reinterpret_cast<std::uintptr_t>(src) | n) & 7) == 0) {
+        n /= 8;
+        asm volatile("rep movsq" : "+D"(dest), "+S"(src), "+c"(n) : : "memory");
+    } else {
+        asm volatile("rep movsb" : "+D"(dest), "+S"(src), "+c"(n) : : "memory");
+    }
     return ret;
 }
 
 void* memset(void* dest, int value, std::size_t n) {
     void* ret = dest;
-    asm volatile("rep stosb" : "+D"(dest), "+c"(n) : "a"(value) : "memory");
+    if (((reinterpret_cast<std::uintptr_t>(dest) | n) & 7) == 0) {
+        n /= 8;
+        const std::uint64_t pattern = 0x0101'0101'0101'0101ull * static_cast<std::uint8_t>(value);
+        asm volatile("rep stosq" : "+D"(dest), "+c"(n) : "a"(pattern) : "memory");
+    } else {
+        asm volatile("rep stosb" : "+D"(dest), "+c"(n) : "a"(value) : "memory");
+    }
     return ret;
 }
 
