@@ -33,6 +33,8 @@
 
 #define PTE_P 0x001
 #define PTE_RW 0x002
+#define PTE_PWT 0x008
+#define PTE_PCD 0x010
 #define PTE_PS 0x080 /* 2 MiB page at L2 */
 #define PTE_TABLE (PTE_P + PTE_RW)
 #define PTE_LARGE (PTE_P + PTE_RW + PTE_PS)
@@ -246,7 +248,9 @@ boot_l3_ident:
 boot_l3_high:
         .fill L3_INDEX(HV_VIRT_OFFSET), 8, 0
         .quad PHYS(boot_l2_low_1g) + PTE_TABLE
-        .fill 511 - L3_INDEX(HV_VIRT_OFFSET), 8, 0
+        .fill 2, 8, 0
+        .quad PHYS(boot_l2_local_apic) + PTE_TABLE
+        .fill 508 - L3_INDEX(HV_VIRT_OFFSET), 8, 0
 
 boot_l2_low_1g:
         .set .Lpage, 0
@@ -254,6 +258,13 @@ boot_l2_low_1g:
         .quad (.Lpage << 21) + PTE_LARGE
         .set .Lpage, .Lpage + 1
         .endr
+
+/* The fourth GiB at HV_VIRT_OFFSET + 3 GiB: only the 2 MiB page holding the local APIC's
+ * registers (PA 0xfee00000), uncached. */
+boot_l2_local_apic:
+        .fill LOCAL_APIC_L2_INDEX, 8, 0
+        .quad LOCAL_APIC_PHYS + PTE_LARGE + PTE_PCD + PTE_PWT
+        .fill 511 - LOCAL_APIC_L2_INDEX, 8, 0
 
 /* ------------------------------------------------------------------------ */
         .section .bss.boot_stack, "aw", @nobits

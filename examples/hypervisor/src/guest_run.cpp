@@ -3,7 +3,10 @@
 
 #include <hv/domain_hypercalls.hpp>
 #include <hv/pv_emulate.hpp>
+#include <hv/pv_timers.hpp>
 #include <hv/pv_traps.hpp>
+
+#include "clock.hpp"
 
 #include "cpu.hpp"
 #include "cpu_tables.hpp"
@@ -119,9 +122,12 @@ public:
     long callback_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::callback_op& args) {
         return hv::pv::callback_op(pv, caller.memory, args);
     }
+    long set_timer_op(hv::domain::HypercallCaller&, const hv::hypercall_args::set_timer_op& args);
 
     hv::pv::PvVcpu pv;
     hv::pv::SegmentBases bases;
+    hv::pv::VcpuTimers timers;
+    std::optional<std::uint64_t> poll_deadline;
     GuestFrame* frame = nullptr;
 };
 
@@ -208,6 +214,35 @@ void deliver_pending_event(GuestFrame& frame) {
         load_mode_page_tables();
 }
 
+// The PIT is armed for the earliest of the vCPU's timers and its poll timeout.
+void arm_timer() {
+    std::optional<std::uint64_t> deadline = running.handlers->timers.next_deadline();
+    const auto& poll = running.handlers->poll_deadline;
+    if (poll && (!deadline || *poll < *deadline))
+        deadline = poll;
+    if (deadline)
+        clock::arm(*deadline);
+}
+
+void on_timer_interrupt() {
+    clock::acknowledge();
+    const std::uint64_t now = clock::now_ns();
+    HypervisorCalls& calls = *running.handlers;
+    if (calls.timers.expire(now))
+        (void)running.domains->event_channels().send_virq(*running.domain->events, 0, pvkit::abi::VIRQ_TIMER);
+    if (calls.poll_deadline && *calls.poll_deadline <= now) {
+        calls.poll_deadline.reset();
+        running.domains->poll_timed_out(running.domain->id(), 0);
+    }
+    arm_timer();
+}
+
+long HypervisorCalls::set_timer_op(hv::domain::HypercallCaller&, const hv::hypercall_args::set_timer_op& args) {
+    const long result = hv::pv::set_timer_op(timers, clock::now_ns(), args);
+    arm_timer();
+    return result;
+}
+
 long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&) {
     hv::pv::GuestRegisters registers = registers_of(*frame);
     const bool has_user_base = caller.domain.storage.vcpu_memory[0].user_base.has_value();
@@ -234,10 +269,17 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
 
 }  // namespace
 
+void set_poll_deadline(std::uint64_t deadline_ns) {
+    running.handlers->poll_deadline = deadline_ns;
+    arm_timer();
+}
+
 void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
                 const hv::builder::InitialRegisters& registers) {
     static HypervisorCalls handlers{domains};
     running = {&domains, &domain, &handlers};
+    handlers.timers.next_period = clock::now_ns() + handlers.timers.period;
+    arm_timer();
     (void)domains.unpause(domain);
     const std::uint64_t l4 = domain.storage.vcpu_memory[0].kernel_base->value << 12;
     asm volatile("mov %0, %%cr3" : : "r"(l4) : "memory");
@@ -283,7 +325,13 @@ extern "C" void hv_syscall(GuestFrame* frame) {
     } else {
         frame->rax = static_cast<std::uint64_t>(result);
     }
-    if (!running.domain->runnable(0))
+    // Blocked (SCHEDOP_block, SCHEDOP_poll): the CPU idles until an interrupt makes it runnable.
+    hv::domain::Domain& domain = *running.domain;
+    while (domain.state == hv::domain::DomainState::running && domain.pause_count == 0 && domain.vcpus[0].blocked) {
+        arm_timer();
+        asm volatile("sti; hlt; cli" ::: "memory");
+    }
+    if (!domain.runnable(0))
         finish();
     deliver_pending_event(*frame);
 }
@@ -297,6 +345,8 @@ extern "C" void hv_trap(GuestFrame* frame) {
     asm volatile("mov %%cr2, %0" : "=r"(cr2));
     const bool from_guest = (frame->cs & 3) != 0;
     if (frame->vector >= first_external_vector) {
+        if (frame->vector == clock::timer_vector)
+            on_timer_interrupt();
         if (from_guest)
             deliver_pending_event(*frame);
         return;

@@ -9,6 +9,9 @@ namespace hypervisor {
 
 // Runs `domain` until it stops running, then reports how it ended and leaves QEMU: status 0 when
 // it powered off, 1 otherwise.
+// A SCHEDOP_poll timeout of the running vCPU (DomainPlatform::set_poll_timeout).
+void set_poll_deadline(std::uint64_t deadline_ns);
+
 [[noreturn]] void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
                              const hv::builder::InitialRegisters& registers);
 

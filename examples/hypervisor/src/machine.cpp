@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "machine.hpp"
 
+#include "guest_run.hpp"
 #include "memory_layout.hpp"
 
 namespace hypervisor {
@@ -24,7 +25,9 @@ void Host::kick_vcpu(hv::domain::Domain&, std::uint32_t) {}
 
 void Host::yield(hv::domain::Domain&, std::uint32_t) {}
 
-void Host::set_poll_timeout(hv::domain::Domain&, std::uint32_t, std::uint64_t) {}
+void Host::set_poll_timeout(hv::domain::Domain&, std::uint32_t, std::uint64_t deadline_ns) {
+    set_poll_deadline(deadline_ns);
+}
 
 void Host::domain_shut_down(hv::domain::Domain& domain) {
     serial_.write("(");

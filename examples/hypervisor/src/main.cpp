@@ -14,6 +14,7 @@
 
 #include "boot_memory.hpp"
 #include "cpu.hpp"
+#include "clock.hpp"
 #include "cpu_tables.hpp"
 #include "guest_run.hpp"
 #include "machine.hpp"
@@ -229,7 +230,11 @@ hv::domain::Domain* build_first_domain(const hv::builder::BundledDomain& wanted,
     const auto error = builder.build(domain, image,
                                      {.memory_pages = config.memory_pages(),
                                       .ramdisk = wanted.ramdisk,
-                                      .command_line = {command_line.data(), command_line_length}},
+                                      .command_line = {command_line.data(), command_line_length},
+                                      .time = {.system_time_ns = 0,
+                                               .tsc_timestamp = clock::boot_tsc(),
+                                               .tsc_to_system_mul = clock::scale().mul,
+                                               .tsc_shift = clock::scale().shift}},
                                      built);
     if (error != hv::builder::BuildError::none)
         return refuse("cannot be built: ", hv::builder::describe(error));
@@ -256,6 +261,10 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     console.init();
     console.write("pvkit hypervisor 0.1 (Xen x86-64 PV ABI subset)\n");
     load_cpu_tables();
+    clock::init();
+    console.write("clock: TSC at ");
+    console.write_decimal(clock::tsc_hz() / 1'000'000);
+    console.write(" MHz\n");
 
     // entry.S already checked the magic; the pointer is still the loader's word.
     const auto* info = phys_to_virt<const abi::hvm_start_info>(hvm_start_info_paddr);

@@ -5,6 +5,9 @@
 
 // Virtual minus physical for the image and for the boot window onto low RAM.
 #define HV_VIRT_OFFSET 0xFFFF82D080000000
+// The local APIC's registers, mapped by the boot page tables at HV_VIRT_OFFSET + this.
+#define LOCAL_APIC_PHYS 0xFEE00000
+#define LOCAL_APIC_L2_INDEX ((LOCAL_APIC_PHYS >> 21) & 511)
 
 #ifndef __ASSEMBLER__
 #include <cstdint>
@@ -18,8 +21,10 @@ inline constexpr std::uint64_t virt_offset = HV_VIRT_OFFSET;
 static_assert(virt_offset >= pvkit::abi::HYPERVISOR_VIRT_START &&
               virt_offset < pvkit::abi::HYPERVISOR_VIRT_END);
 
-// The boot page tables (one L2 table in boot/entry.S) map physical [0, 1 GiB) at virt_offset.
+// The boot page tables (one L2 table in boot/entry.S) map physical [0, 1 GiB) at virt_offset,
+// and the local APIC's page.
 inline constexpr std::uint64_t boot_mapped_limit = 1ULL << 30;
+inline constexpr std::uint64_t local_apic = virt_offset + LOCAL_APIC_PHYS;
 
 // Pointer to physical memory through the boot window, or nullptr if
 // [paddr, paddr + size) is not covered by it.

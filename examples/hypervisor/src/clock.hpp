@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Time on this machine: system time from the TSC (calibrated once against the PIT, or read from
+// CPUID leaf 0x15 where the CPU says its frequency), in the scale Xen's pvclock uses, and one-shot
+// timer interrupts from PIT channel 0 through the legacy PIC, as vector timer_vector.
+#pragma once
+
+#include <cstdint>
+
+namespace hypervisor::clock {
+
+inline constexpr std::uint8_t timer_vector = 32;
+
+struct Scale {
+    std::uint32_t mul;  // ns = ((tsc_delta << shift, or >> -shift) * mul) >> 32
+    std::int8_t shift;
+};
+
+// Calibrates the TSC and routes the PIT's interrupt to timer_vector (masked until armed).
+void init();
+std::uint64_t tsc_hz();
+Scale scale();
+std::uint64_t boot_tsc();
+// Nanoseconds since init().
+std::uint64_t now_ns();
+// One interrupt at about system time `deadline_ns` (at once if it has passed); the PIT reaches at
+// most ~55 ms ahead, so a later deadline gets an early interrupt and is armed again.
+void arm(std::uint64_t deadline_ns);
+// The interrupt was taken: acknowledge it at the PIC.
+void acknowledge();
+
+}  // namespace hypervisor::clock
