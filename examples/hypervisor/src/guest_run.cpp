@@ -201,17 +201,28 @@ void crash(const char* why) {
     finish();
 }
 
-// On every way back to the guest: an event pending and unmasked enters its event callback.
+// The last check before iretq: what the guest may have set (through iret, its trap table or
+// its callbacks) must not make iretq itself fault, in ring 0. Xen fixes such a fault up and
+// sends the guest to its failsafe callback; here the domain crashes.
+void ensure_enterable(const GuestFrame& frame) {
+    const bool selectors = (frame.cs == guest_cs64 || frame.cs == guest_cs32) && frame.ss == guest_ss;
+    if (!selectors || !hv::is_canonical(frame.rip) || (frame.rflags & (1u << 17)) != 0)
+        crash("its registers cannot be returned to (cs, ss or rip)");
+}
+
+// On every way back to the guest: an event pending and unmasked enters its event callback, and
+// the registers are checked.
 void deliver_pending_event(GuestFrame& frame) {
     hv::pv::GuestRegisters registers = registers_of(frame);
     const auto delivered = hv::pv::deliver_event(running.handlers->pv, vcpu_info(), memory, registers);
-    if (!delivered)
-        return;
-    if (delivered->outcome != hv::pv::Bounce::delivered)
-        crash("its stack cannot take an event upcall");
-    store(registers, frame);
-    if (delivered->mode_changed)
-        load_mode_page_tables();
+    if (delivered) {
+        if (delivered->outcome != hv::pv::Bounce::delivered)
+            crash("its stack cannot take an event upcall");
+        store(registers, frame);
+        if (delivered->mode_changed)
+            load_mode_page_tables();
+    }
+    ensure_enterable(frame);
 }
 
 // The PIT is armed for the earliest of the vCPU's timers and its poll timeout.

@@ -54,7 +54,8 @@ inline constexpr std::uint16_t guest_kernel_cs = abi::FLAT_KERNEL_CS64;
 inline constexpr std::uint16_t guest_kernel_ss = abi::FLAT_KERNEL_SS;
 
 // set_trap_table: entries up to the first whose address is 0 replace those of their vectors; a
-// null handle clears the table. efault when an entry cannot be read (those before it stay set).
+// null handle clears the table. efault when an entry cannot be read, einval for a non-canonical
+// handler (the entries before either stay set).
 // Long tables stop when others wait and ask to be issued again for the rest.
 long set_trap_table(PvVcpu& vcpu, GuestMemory& memory, Preemption& preemption, Continuation& continuation,
                     const hypercall_args::set_trap_table& args);
@@ -83,7 +84,8 @@ BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& m
 
 // set_callbacks(event, failsafe, syscall), and callback_op: CALLBACKOP_register (event, failsafe,
 // syscall, syscall32, sysenter, nmi; enosys for other types) and CALLBACKOP_unregister (only the
-// NMI callback may go: einval for the others, as Xen), efault for an unreadable argument.
+// NMI callback may go: einval for the others, as Xen), efault for an unreadable argument, einval
+// for a non-canonical address.
 long set_callbacks(PvVcpu& vcpu, const hypercall_args::set_callbacks& args);
 long callback_op(PvVcpu& vcpu, GuestMemory& memory, const hypercall_args::callback_op& args);
 
@@ -97,8 +99,9 @@ std::optional<BounceResult> deliver_event(PvVcpu& vcpu, abi::vcpu_info& info, Gu
 // there; to user mode when its cs has RPL 3 (then `mode_changed` is set), else in kernel mode;
 // rcx and r11 restored unless VGCF_in_syscall; events masked as its rflags.IF says. The result,
 // to be placed in rax, is the context's rax. Refused (nullopt, nothing changed) when the context
-// cannot be read or a return to user mode finds no user page tables (`has_user_base` false):
-// Xen crashes the domain then.
+// cannot be read, its rip is not canonical, or a return to user mode finds no user page tables
+// (`has_user_base` false): Xen crashes the domain then. The selectors are the platform's to
+// check before it returns to the guest (cs and ss are only forced to RPL 3 here).
 struct IretResult {
     std::uint64_t rax;
     bool mode_changed;

@@ -28,6 +28,8 @@ long set_trap_table(PvVcpu& vcpu, GuestMemory& memory, Preemption& preemption, C
             return entry.xen_errno();
         if (entry->address == 0)
             return 0;
+        if (!is_canonical(entry->address))
+            return xen_errno(Errc::einval);  // Xen's check: the CPU could never enter it
         vcpu.traps[entry->vector] = *entry;
     }
 }
@@ -101,6 +103,9 @@ std::optional<BounceResult> deliver_event(PvVcpu& vcpu, abi::vcpu_info& info, Gu
 }
 
 long set_callbacks(PvVcpu& vcpu, const hypercall_args::set_callbacks& args) {
+    if (!is_canonical(args.event_address) || !is_canonical(args.failsafe_address) ||
+        !is_canonical(args.syscall_address))
+        return xen_errno(Errc::einval);
     vcpu.event_callback = args.event_address;
     vcpu.failsafe_callback = args.failsafe_address;
     vcpu.failsafe_masks_events = false;
@@ -115,6 +120,8 @@ long callback_op(PvVcpu& vcpu, GuestMemory& memory, const hypercall_args::callba
         const auto request = copy_from_guest(memory, GuestHandle<abi::callback_register>{args.arg.address});
         if (!request)
             return request.xen_errno();
+        if (!is_canonical(request->address))
+            return xen_errno(Errc::einval);
         const bool mask_events = request->flags & abi::CALLBACKF_mask_events;
         switch (request->type) {
         case abi::CALLBACKTYPE_event:
@@ -170,7 +177,7 @@ std::optional<IretResult> iret(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& 
     if (!context)
         return std::nullopt;
     const bool to_user = (context->cs & 3) == 3;
-    if (to_user && !has_user_base)
+    if ((to_user && !has_user_base) || !is_canonical(context->rip))
         return std::nullopt;
     const bool mode_changed = to_user && vcpu.kernel_mode;
     vcpu.kernel_mode = !to_user;

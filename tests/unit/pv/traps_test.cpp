@@ -68,6 +68,9 @@ TEST_CASE_METHOD(TrapFixture, "set_trap_table: an unreadable entry is efault, a 
     CHECK(vcpu.traps[6].address == handler);  // the entries before the fault stay set, as in Xen
     CHECK(set_trap_table(vcpu, memory, preemption, continuation, {{0xFFFF'8000'0000'0000}}) ==
           hv::xen_errno(hv::Errc::efault));
+    place(table_address, std::array<abi::trap_info, 2>{{{7, 0, 0xe033, 0x0000'8000'0000'0000}, {}}});
+    CHECK(set_trap_table(vcpu, memory, preemption, continuation, {{table_address}}) == hv::xen_errno(hv::Errc::einval));
+    CHECK(vcpu.traps[7].address == 0);
 
     place(table_address, std::array<abi::trap_info, 3>{{{1, 0, 0xe033, handler}, {2, 0, 0xe033, handler}, {}}});
     preemption.allowed = 0;
@@ -191,10 +194,12 @@ TEST_CASE_METHOD(TrapFixture, "iret resumes the context on the guest's stack", "
         CHECK(registers.rflags == 0x202);
         CHECK(info.evtchn_upcall_mask == 1);
     }
-    SECTION("refused: no user page tables, or an unreadable context") {
+    SECTION("refused: no user page tables, a non-canonical rip, or an unreadable context") {
         place(stack, abi::iret_context{0, 0, 0, 0, 0x40'1000, 0xe033, 0x202, 0x7FFF'F000, 0xe02b});
         const GuestRegisters before = registers;
         CHECK_FALSE(iret(vcpu, info, memory, registers, false));
+        place(stack, abi::iret_context{0, 0, 0, 0, 0x0000'8000'0000'0000, 0xe030, 0x202, 0x7FFF'F000, 0xe02b});
+        CHECK_FALSE(iret(vcpu, info, memory, registers, true));
         registers.rsp = GuestBuffer::base + memory.bytes.size() - 16;
         CHECK_FALSE(iret(vcpu, info, memory, registers, true));
         CHECK(registers.rip == before.rip);
@@ -225,6 +230,10 @@ TEST_CASE_METHOD(TrapFixture, "callbacks: set_callbacks and CALLBACKOP_register/
     CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_unregister, {table_address}}) == 0);
     CHECK(vcpu.nmi_callback == 0);
     CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {0x1000}}) == hv::xen_errno(hv::Errc::efault));
+    place(table_address, abi::callback_register{abi::CALLBACKTYPE_event, 0, 0x8000'0000'0000'0000});
+    CHECK(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {table_address}}) == hv::xen_errno(hv::Errc::einval));
+    CHECK(set_callbacks(vcpu, {handler, 0x0000'8000'0000'1000, 0}) == hv::xen_errno(hv::Errc::einval));
+    CHECK(vcpu.event_callback == handler);
     CHECK(callback_op(vcpu, memory, {7, {table_address}}) == hv::xen_errno(hv::Errc::enosys));
 }
 
