@@ -46,20 +46,39 @@ constexpr std::size_t gdt_entries = pvkit::abi::FIRST_RESERVED_GDT_ENTRY + 512;
 constexpr std::size_t entry(std::uint16_t selector) { return selector >> 3; }
 
 constexpr std::uint64_t code64(unsigned dpl) { return 0x00AF'9A00'0000'FFFFull | (std::uint64_t{dpl} << 45); }
-constexpr std::uint64_t code32(unsigned dpl) { return 0x00CF'9A00'0000'FFFFull | (std::uint64_t{dpl} << 45); }
 constexpr std::uint64_t data(unsigned dpl) { return 0x00CF'9200'0000'FFFFull | (std::uint64_t{dpl} << 45); }
 
 alignas(4096) std::array<std::uint64_t, gdt_entries> gdt;
 TaskState tss;
 alignas(16) std::array<IdtGate, 256> idt;
+// Exceptions that may strike at any instruction, the two before the syscall entry has switched
+// stacks included, run on stacks of their own (IST): never on one a guest chose.
 alignas(16) std::array<std::byte, 4096> double_fault_stack;
+alignas(16) std::array<std::byte, 4096> nmi_stack;
+alignas(16) std::array<std::byte, 4096> machine_check_stack;
 
-constexpr std::uint8_t double_fault_vector = 8;
-constexpr unsigned double_fault_ist = 1;
+constexpr std::uint8_t nmi_vector = 2, double_fault_vector = 8, machine_check_vector = 18;
+constexpr unsigned double_fault_ist = 1, nmi_ist = 2, machine_check_ist = 3;
+
+constexpr std::uint8_t ist_for(unsigned vector) {
+    return vector == double_fault_vector ? double_fault_ist
+           : vector == nmi_vector        ? nmi_ist
+           : vector == machine_check_vector ? machine_check_ist
+                                            : 0;
+}
+
+template <std::size_t size>
+std::uint64_t top_of(std::array<std::byte, size>& stack) {
+    return reinterpret_cast<std::uint64_t>(stack.data() + size);
+}
 
 constexpr std::uint32_t msr_star = 0xC000'0081;
 constexpr std::uint32_t msr_lstar = 0xC000'0082;
+constexpr std::uint32_t msr_cstar = 0xC000'0083;
 constexpr std::uint32_t msr_sfmask = 0xC000'0084;
+
+constexpr std::uint64_t cr0_mp = 1 << 1, cr0_em = 1 << 2, cr0_ne = 1 << 5;
+constexpr std::uint64_t cr4_osfxsr = 1 << 9, cr4_osxmmexcpt = 1 << 10, cr4_smep = 1 << 20, cr4_smap = 1 << 21;
 // Cleared on syscall: interrupts (until the entry stack is ours), single-step, direction,
 // nested task, alignment check.
 constexpr std::uint64_t syscall_flag_mask = 0x200 | 0x100 | 0x400 | 0x4000 | 0x40000;
@@ -73,11 +92,12 @@ void write_msr(std::uint32_t msr, std::uint64_t value) {
 void load_cpu_tables() {
     gdt[entry(hypervisor_cs)] = code64(0);
     gdt[entry(hypervisor_ds)] = data(0);
-    gdt[entry(guest_cs32)] = code32(3);
     gdt[entry(guest_ss)] = data(3);
     gdt[entry(guest_cs64)] = code64(3);
     tss.rsp[0] = hv_entry_stack_top;
-    tss.ist[double_fault_ist - 1] = reinterpret_cast<std::uint64_t>(double_fault_stack.data() + double_fault_stack.size());
+    tss.ist[double_fault_ist - 1] = top_of(double_fault_stack);
+    tss.ist[nmi_ist - 1] = top_of(nmi_stack);
+    tss.ist[machine_check_ist - 1] = top_of(machine_check_stack);
     tss.io_map_base = sizeof(TaskState);  // no I/O bitmap: every port faults in ring 3
     const auto tss_base = reinterpret_cast<std::uint64_t>(&tss);
     gdt[entry(tss_selector)] = (sizeof(TaskState) - 1) | ((tss_base & 0xFF'FFFF) << 16) | (0x89ull << 40) |
@@ -103,16 +123,37 @@ void load_cpu_tables() {
     for (unsigned vector = 0; vector < idt.size(); ++vector) {
         const auto handler = reinterpret_cast<std::uint64_t>(hv_trap_stubs + 16 * vector);
         idt[vector] = {static_cast<std::uint16_t>(handler), hypervisor_cs,
-                       static_cast<std::uint8_t>(vector == double_fault_vector ? double_fault_ist : 0), 0x8E,
+                       ist_for(vector), 0x8E,
                        static_cast<std::uint16_t>(handler >> 16), static_cast<std::uint32_t>(handler >> 32), 0};
     }
     const TablePointer idt_pointer{sizeof(idt) - 1, reinterpret_cast<std::uint64_t>(idt.data())};
     asm volatile("lidt %0" : : "m"(idt_pointer));
 
     // sysret would load cs = STAR[63:48] + 16 and ss = STAR[63:48] + 8: the guest's flat selectors.
-    write_msr(msr_star, (std::uint64_t{guest_cs32} << 48) | (std::uint64_t{hypervisor_cs} << 32));
+    // There is no 32-bit guest code segment, so no guest reaches compatibility mode; a syscall from
+    // there would still find CSTAR pointing at the same entry rather than at address 0.
+    write_msr(msr_star, (std::uint64_t{guest_cs64 - 16} << 48) | (std::uint64_t{hypervisor_cs} << 32));
     write_msr(msr_lstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
+    write_msr(msr_cstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
     write_msr(msr_sfmask, syscall_flag_mask);
+
+    // SSE for guests (the hypervisor itself uses general registers only); SMEP and SMAP where the
+    // CPU has them, so that ring 0 never runs or reads a guest's (user) page by mistake.
+    std::uint64_t cr0, cr4;
+    asm volatile("mov %%cr0, %0; mov %%cr4, %1" : "=r"(cr0), "=r"(cr4));
+    cr0 = (cr0 & ~cr0_em) | cr0_mp | cr0_ne;
+    cr4 |= cr4_osfxsr | cr4_osxmmexcpt;
+    std::uint32_t max_leaf, ebx, ecx, edx;
+    asm volatile("cpuid" : "=a"(max_leaf), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0), "c"(0));
+    if (max_leaf >= 7) {
+        std::uint32_t eax;
+        asm volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));
+        if (ebx & (1u << 7))
+            cr4 |= cr4_smep;
+        if (ebx & (1u << 20))
+            cr4 |= cr4_smap;
+    }
+    asm volatile("mov %0, %%cr0; mov %1, %%cr4" : : "r"(cr0), "r"(cr4) : "memory");
 
     // The 8259s: every line masked.
     cpu::outb(0x21, 0xFF);

@@ -9,10 +9,10 @@
 namespace hypervisor {
 
 // Xen's selectors in the reserved GDT entries (FIRST_RESERVED_GDT_ENTRY = 7168, i.e. 0xe000):
-// the hypervisor's own, and the flat ring-3 segments every PV guest is given.
+// the hypervisor's own, and the flat ring-3 segments every 64-bit PV guest is given (Xen's 32-bit
+// code segment 0xe023 is not installed: 32-bit guest code is not supported).
 inline constexpr std::uint16_t hypervisor_cs = 0xe008;
 inline constexpr std::uint16_t hypervisor_ds = 0xe010;
-inline constexpr std::uint16_t guest_cs32 = 0xe023;
 inline constexpr std::uint16_t guest_ss = 0xe02b;
 inline constexpr std::uint16_t guest_cs64 = 0xe033;
 inline constexpr std::uint16_t tss_selector = 0xe040;

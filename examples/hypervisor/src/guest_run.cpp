@@ -183,9 +183,7 @@ void load_segment_bases() {
 
 // The guest changed mode: its page tables and GS base change with it.
 void load_mode_page_tables() {
-    const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
-    const auto base = running.handlers->pv.kernel_mode ? mmu.kernel_base : mmu.user_base;
-    asm volatile("mov %0, %%cr3" : : "r"(base->value << 12) : "memory");
+    load_guest_page_tables();
     load_segment_bases();
 }
 
@@ -205,7 +203,7 @@ void crash(const char* why) {
 // its callbacks) must not make iretq itself fault, in ring 0. Xen fixes such a fault up and
 // sends the guest to its failsafe callback; here the domain crashes.
 void ensure_enterable(const GuestFrame& frame) {
-    const bool selectors = (frame.cs == guest_cs64 || frame.cs == guest_cs32) && frame.ss == guest_ss;
+    const bool selectors = frame.cs == guest_cs64 && frame.ss == guest_ss;
     if (!selectors || !hv::is_canonical(frame.rip) || (frame.rflags & (1u << 17)) != 0)
         crash("its registers cannot be returned to (cs, ss or rip)");
 }
@@ -213,6 +211,8 @@ void ensure_enterable(const GuestFrame& frame) {
 // On every way back to the guest: an event pending and unmasked enters its event callback, and
 // the registers are checked.
 void deliver_pending_event(GuestFrame& frame) {
+    // Tables whose last use went are devalidated before the guest runs again (PageTables::drain).
+    running.domains->page_tables().drain(running.domain->memory, UINT32_MAX);
     hv::pv::GuestRegisters registers = registers_of(frame);
     const auto delivered = hv::pv::deliver_event(running.handlers->pv, vcpu_info(), memory, registers);
     if (delivered) {
@@ -279,6 +279,17 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
 }
 
 }  // namespace
+
+void load_guest_page_tables() {
+    std::uint64_t root = read_cr3() & frame_mask;
+    if (running.domain != nullptr) {
+        const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
+        const auto base = running.handlers->pv.kernel_mode ? mmu.kernel_base : mmu.user_base;
+        if (base)
+            root = base->value << 12;
+    }
+    asm volatile("mov %0, %%cr3" : : "r"(root) : "memory");
+}
 
 void set_poll_deadline(std::uint64_t deadline_ns) {
     running.handlers->poll_deadline = deadline_ns;

@@ -14,10 +14,7 @@ std::uint64_t DirectMap::hypervisor_l4_entry(const hv::mm::DomainMemory&, unsign
     return phys_to_virt<const std::uint64_t>(cr3 & ~std::uint64_t{0xFFF}, 4096)[slot];
 }
 
-void DirectMap::flush_tlb(const hv::mm::DomainMemory&) {
-    std::uint64_t cr3;
-    asm volatile("mov %%cr3, %0; mov %0, %%cr3" : "=r"(cr3) : : "memory");
-}
+void DirectMap::flush_tlb(const hv::mm::DomainMemory&) { load_guest_page_tables(); }
 
 void DirectMap::flush_caches() { asm volatile("wbinvd" : : : "memory"); }
 
