@@ -26,8 +26,9 @@ struct VcpuTimers {
 };
 
 // set_timer_op(timeout): 0 cancels the single-shot timer; otherwise it is armed for `timeout`
-// (system time). A deadline already past expires at the next check, and one more than 2^50 ns
-// (about 13 days) away is taken as a guest's miscomputation and set 50 ms ahead, as Xen does.
+// (system time). A deadline already past (or negative) expires at the next check, and one more
+// than 2^50 ns (about 13 days) away is taken as a guest's miscomputation and set 100 ms ahead,
+// as Xen does.
 long set_timer_op(VcpuTimers& timers, std::uint64_t now, const hypercall_args::set_timer_op& args);
 
 }  // namespace hv::pv

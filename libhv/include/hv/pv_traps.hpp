@@ -8,7 +8,8 @@
 // address up:
 //   rcx, r11, [error code], rip, cs, rflags, rsp, ss
 // with cs's RPL cleared for a trap from guest kernel mode (a guest tells the two modes apart by
-// it), rflags.IF standing for "events were unmasked", rip and rsp where the trap happened. The
+// it) and the upcall mask of the moment in bits 32-39 of its slot, rflags.IF standing for
+// "events were unmasked", rip and rsp where the trap happened. The
 // handler runs with rsp at rcx (Linux's and Mini-OS's entries pop rcx, then r11). The guest
 // returns with HYPERVISOR_iret and an iret_context.
 #pragma once
@@ -35,7 +36,7 @@ struct GuestRegisters {
 // What the trap layer keeps of one vCPU.
 struct PvVcpu {
     std::array<abi::trap_info, 256> traps{};  // by vector; address 0: no handler
-    std::uint64_t kernel_ss = 0;              // stack_switch: the stack for traps from user mode
+    std::uint64_t kernel_ss = 0;              // stack_switch: recorded; 64-bit Xen enters on FLAT_KERNEL_SS
     std::uint64_t kernel_sp = 0;
     bool kernel_mode = true;                  // the guest kernel is running (not its user mode)
     // The guest's callbacks (set_callbacks, CALLBACKOP_register); 0: none.
@@ -97,7 +98,8 @@ std::optional<BounceResult> deliver_event(PvVcpu& vcpu, abi::vcpu_info& info, Gu
 
 // HYPERVISOR_iret from guest kernel mode: reads the iret_context at the guest's rsp and resumes
 // there; to user mode when its cs has RPL 3 (then `mode_changed` is set), else in kernel mode;
-// rcx and r11 restored unless VGCF_in_syscall; events masked as its rflags.IF says. The result,
+// rcx and r11 restored, or with VGCF_in_syscall left as sysret leaves them (rcx = rip,
+// r11 = rflags); events masked as its rflags.IF says. The result,
 // to be placed in rax, is the context's rax. Refused (nullopt, nothing changed) when the context
 // cannot be read, its rip is not canonical, or a return to user mode finds no user page tables
 // (`has_user_base` false): Xen crashes the domain then. The selectors are the platform's to

@@ -29,10 +29,16 @@ long set_timer_op(VcpuTimers& timers, std::uint64_t now, const hypercall_args::s
         timers.singleshot.reset();
         return 0;
     }
-    const auto timeout = static_cast<std::uint64_t>(args.timeout);
+    // Xen's workaround for guests whose deadlines wrapped: one more than 2^50 ns ahead fires in
+    // 100 ms; one in the past (a negative timeout included) at once.
     constexpr std::uint64_t too_far = std::uint64_t{1} << 50;
-    constexpr std::uint64_t instead = 50'000'000;
-    timers.singleshot = timeout > now && timeout - now > too_far ? now + instead : timeout;
+    constexpr std::uint64_t instead = 100'000'000;
+    if (args.timeout < 0 || static_cast<std::uint64_t>(args.timeout) <= now)
+        timers.singleshot = now;
+    else if (static_cast<std::uint64_t>(args.timeout) - now > too_far)
+        timers.singleshot = now + instead;
+    else
+        timers.singleshot = static_cast<std::uint64_t>(args.timeout);
     return 0;
 }
 

@@ -5,7 +5,10 @@ namespace hv::pv {
 namespace {
 
 constexpr std::uint64_t flag_tf = 1ull << 8, flag_if = 1ull << 9, flag_iopl = 3ull << 12, flag_nt = 1ull << 14,
-                        flag_rf = 1ull << 16, flag_vm = 1ull << 17;
+                        flag_rf = 1ull << 16, flag_vm = 1ull << 17, flag_ac = 1ull << 18;
+// Bits 32-39 of the saved cs slot carry the upcall mask at the time of the trap (Xen's
+// saved_upcall_mask).
+constexpr unsigned saved_mask_shift = 32;
 constexpr std::uint8_t trap_masks_events = 4;  // trap_info.flags: run the handler with events masked
 constexpr std::uint8_t page_fault = 14;
 constexpr std::uint32_t page_fault_user = 1u << 2;
@@ -49,7 +52,8 @@ BounceResult enter_handler(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memo
     std::uint64_t saved_flags = registers.rflags & ~flag_if;
     if (info.evtchn_upcall_mask == 0)
         saved_flags |= flag_if;
-    const std::uint16_t saved_cs = from_user ? registers.cs | 3 : registers.cs & ~3;
+    const std::uint64_t saved_cs = (from_user ? registers.cs | 3 : registers.cs & ~3) |
+                                   std::uint64_t{info.evtchn_upcall_mask} << saved_mask_shift;
     std::array<std::uint64_t, 8> frame{};  // from the lowest address up
     std::size_t words = 0;
     frame[words++] = registers.rcx;
@@ -73,9 +77,9 @@ BounceResult enter_handler(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memo
     vcpu.kernel_mode = true;
     registers.rip = handler;
     registers.cs = guest_kernel_cs;
-    registers.ss = from_user ? static_cast<std::uint16_t>(vcpu.kernel_ss) : registers.ss;
+    registers.ss = guest_kernel_ss;  // 64-bit Xen enters the guest kernel on its flat stack selector
     registers.rsp = bottom;
-    registers.rflags &= ~(flag_tf | flag_vm | flag_rf | flag_nt);
+    registers.rflags &= ~(flag_tf | flag_vm | flag_rf | flag_nt | flag_ac);
     return {Bounce::delivered, from_user};
 }
 
@@ -186,7 +190,11 @@ std::optional<IretResult> iret(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& 
     registers.rflags = (context->rflags & ~(flag_iopl | flag_vm)) | flag_if;
     registers.rsp = context->rsp;
     registers.ss = static_cast<std::uint16_t>(context->ss | 3);
-    if (!(context->flags & abi::VGCF_in_syscall)) {
+    if (context->flags & abi::VGCF_in_syscall) {
+        // Xen returns through sysret then, which leaves rcx = rip and r11 = rflags.
+        registers.rcx = registers.rip;
+        registers.r11 = registers.rflags;
+    } else {
         registers.r11 = context->r11;
         registers.rcx = context->rcx;
     }

@@ -47,7 +47,8 @@ int pvk_main(const struct pvk_start_info *info)
 
     __asm__ volatile("ud2" ::: "memory");
     report_check(ud_count == 1, "#UD reached the handler once and iret resumed after ud2");
-    report_check(ud_seen_cs == 0xe030, "the saved cs of a kernel-mode trap has RPL 0");
+    report_check((ud_seen_cs & 0xffff) == 0xe030, "the saved cs of a kernel-mode trap has RPL 0");
+    report_check(((ud_seen_cs >> 32) & 0xff) == 1, "bits 32-39 of the cs slot hold the upcall mask (1)");
     report_check((ud_seen_flags & 0x200) == 0, "the saved IF is clear: events are masked at start");
 
     __asm__ volatile("movq 0x1000, %%rax\n"

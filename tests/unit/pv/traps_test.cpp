@@ -96,6 +96,11 @@ TEST_CASE_METHOD(TrapFixture, "an exception in guest kernel mode lands on the sa
     using Frame = std::array<std::uint64_t, 8>;
     CHECK(at<Frame>(registers.rsp) == Frame{0xC0C0, 0x1111, 0x52, 0xFFFF'FFFF'8000'1234, 0xe030, 0x302, kernel_stack_top, 0xe02b});
     CHECK(info.evtchn_upcall_mask == 0);
+    // Events masked at the time of the trap: the mask rides in bits 32-39 of the cs slot.
+    info.evtchn_upcall_mask = 1;
+    registers = interrupted();
+    REQUIRE(bounce_exception(vcpu, info, memory, registers, 13, 0x52, 0).outcome == Bounce::delivered);
+    CHECK(at<Frame>(registers.rsp)[4] == 0x1'0000'e030);
 }
 
 TEST_CASE_METHOD(TrapFixture, "the saved IF says whether events were masked; an interrupt-gate handler masks them",
@@ -133,8 +138,8 @@ TEST_CASE_METHOD(TrapFixture, "a page fault records cr2, and the guest kernel's 
 TEST_CASE_METHOD(TrapFixture, "an exception in guest user mode switches to the kernel stack and mode", "[pv][traps]") {
     set_handler(6);
     vcpu.kernel_mode = false;
-    REQUIRE(stack_switch(vcpu, {0xe028, user_stack_kernel_top}) == 0);
-    CHECK(vcpu.kernel_ss == 0xe02b);
+    REQUIRE(stack_switch(vcpu, {0x18, user_stack_kernel_top}) == 0);  // Linux's __KERNEL_DS
+    CHECK(vcpu.kernel_ss == 0x1b);
     GuestRegisters registers = interrupted();
     registers.rsp = 0x7FFF'0000;  // the user's stack: not written
     const auto result = bounce_exception(vcpu, info, memory, registers, 6, std::nullopt, 0);
@@ -183,14 +188,14 @@ TEST_CASE_METHOD(TrapFixture, "iret resumes the context on the guest's stack", "
         CHECK(info.evtchn_upcall_mask == 0);
         CHECK(vcpu.kernel_mode);
     }
-    SECTION("to user mode after a syscall: rcx and r11 kept, events masked as IF says, IOPL dropped") {
+    SECTION("to user mode after a syscall: rcx and r11 as sysret leaves them, events masked as IF says, IOPL dropped") {
         place(stack, abi::iret_context{0, 0xAAAA, 0xBBBB, abi::VGCF_in_syscall, 0x40'1000, 0xe033, 0x3002, 0x7FFF'F000, 0xe02b});
         const auto result = iret(vcpu, info, memory, registers, true);
         REQUIRE(result);
         CHECK(result->mode_changed);
         CHECK_FALSE(vcpu.kernel_mode);
-        CHECK(registers.rcx == 0xC0C0);
-        CHECK(registers.r11 == 0x1111);
+        CHECK(registers.rcx == 0x40'1000);
+        CHECK(registers.r11 == 0x202);
         CHECK(registers.rflags == 0x202);
         CHECK(info.evtchn_upcall_mask == 1);
     }
