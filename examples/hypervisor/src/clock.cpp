@@ -17,12 +17,6 @@ std::uint64_t frequency;
 Scale tsc_scale;
 std::uint64_t start;
 
-std::uint64_t rdtsc() {
-    std::uint32_t low, high;
-    asm volatile("rdtsc" : "=a"(low), "=d"(high));
-    return (std::uint64_t{high} << 32) | low;
-}
-
 std::uint16_t read_channel0() {
     cpu::outb(pit_command, 0x00);  // latch channel 0
     const std::uint8_t low = cpu::inb(pit_channel0);
@@ -36,21 +30,20 @@ void start_channel0(std::uint16_t count) {
 }
 
 std::uint64_t calibrate() {
-    std::uint32_t denominator, numerator, crystal, unused;
-    asm volatile("cpuid" : "=a"(denominator), "=b"(numerator), "=c"(crystal), "=d"(unused) : "a"(0), "c"(0));
-    if (denominator >= 0x15) {
-        asm volatile("cpuid" : "=a"(denominator), "=b"(numerator), "=c"(crystal), "=d"(unused) : "a"(0x15), "c"(0));
-        if (denominator != 0 && numerator != 0 && crystal != 0)
-            return std::uint64_t{crystal} * numerator / denominator;
+    if (cpu::cpuid(0).eax >= 0x15) {
+        // Leaf 0x15: TSC / crystal = ebx / eax, crystal frequency in ecx.
+        const cpu::CpuidLeaf tsc = cpu::cpuid(0x15);
+        if (tsc.eax != 0 && tsc.ebx != 0 && tsc.ecx != 0)
+            return std::uint64_t{tsc.ecx} * tsc.ebx / tsc.eax;
     }
     start_channel0(0xFFFF);
     const std::uint16_t first = read_channel0();
-    const std::uint64_t tsc_first = rdtsc();
+    const std::uint64_t tsc_first = cpu::read_tsc();
     std::uint16_t now;
     do {
         now = read_channel0();
     } while (static_cast<std::uint16_t>(first - now) < calibration_ticks);
-    const std::uint64_t tsc_last = rdtsc();
+    const std::uint64_t tsc_last = cpu::read_tsc();
     return (tsc_last - tsc_first) * pit_hz / static_cast<std::uint16_t>(first - now);
 }
 
@@ -92,7 +85,7 @@ void init() {
 
     frequency = calibrate();
     tsc_scale = scale_for(frequency);
-    start = rdtsc();
+    start = cpu::read_tsc();
     cpu::outb(pic1_data, 0xFE);  // IRQ0 only
 }
 
@@ -101,7 +94,7 @@ Scale scale() { return tsc_scale; }
 std::uint64_t boot_tsc() { return start; }
 
 std::uint64_t now_ns() {
-    std::uint64_t delta = rdtsc() - start;
+    std::uint64_t delta = cpu::read_tsc() - start;
     delta = tsc_scale.shift >= 0 ? delta << tsc_scale.shift : delta >> -tsc_scale.shift;
     return static_cast<std::uint64_t>((static_cast<unsigned __int128>(delta) * tsc_scale.mul) >> 32);
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// The few privileged instructions the boot path needs, as inline functions.
+// The privileged instructions the hypervisor uses, as inline functions: one definition of each.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,40 @@ inline void outl(std::uint16_t port, std::uint32_t value) {
 }
 
 inline void pause() { asm volatile("pause"); }
+
+struct CpuidLeaf {
+    std::uint32_t eax, ebx, ecx, edx;
+};
+
+inline CpuidLeaf cpuid(std::uint32_t leaf, std::uint32_t subleaf = 0) {
+    CpuidLeaf result;
+    asm volatile("cpuid" : "=a"(result.eax), "=b"(result.ebx), "=c"(result.ecx), "=d"(result.edx) : "a"(leaf), "c"(subleaf));
+    return result;
+}
+
+inline std::uint64_t read_msr(std::uint32_t msr) {
+    std::uint32_t low, high;
+    asm volatile("rdmsr" : "=a"(low), "=d"(high) : "c"(msr));
+    return (std::uint64_t{high} << 32) | low;
+}
+
+inline void write_msr(std::uint32_t msr, std::uint64_t value) {
+    asm volatile("wrmsr" : : "c"(msr), "a"(static_cast<std::uint32_t>(value)), "d"(static_cast<std::uint32_t>(value >> 32)));
+}
+
+inline std::uint64_t read_tsc() {
+    std::uint32_t low, high;
+    asm volatile("rdtsc" : "=a"(low), "=d"(high));
+    return (std::uint64_t{high} << 32) | low;
+}
+
+inline std::uint64_t read_cr3() {
+    std::uint64_t value;
+    asm volatile("mov %%cr3, %0" : "=r"(value));
+    return value;
+}
+
+inline void write_cr3(std::uint64_t value) { asm volatile("mov %0, %%cr3" : : "r"(value) : "memory"); }
 
 // Interrupts off, then hlt in a loop: an NMI or SMI can still wake hlt.
 [[noreturn]] inline void halt_forever() {

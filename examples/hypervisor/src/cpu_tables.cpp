@@ -83,10 +83,6 @@ constexpr std::uint64_t cr4_osfxsr = 1 << 9, cr4_osxmmexcpt = 1 << 10, cr4_smep 
 // nested task, alignment check.
 constexpr std::uint64_t syscall_flag_mask = 0x200 | 0x100 | 0x400 | 0x4000 | 0x40000;
 
-void write_msr(std::uint32_t msr, std::uint64_t value) {
-    asm volatile("wrmsr" : : "c"(msr), "a"(static_cast<std::uint32_t>(value)), "d"(static_cast<std::uint32_t>(value >> 32)));
-}
-
 }  // namespace
 
 void load_cpu_tables() {
@@ -132,10 +128,10 @@ void load_cpu_tables() {
     // sysret would load cs = STAR[63:48] + 16 and ss = STAR[63:48] + 8: the guest's flat selectors.
     // There is no 32-bit guest code segment, so no guest reaches compatibility mode; a syscall from
     // there would still find CSTAR pointing at the same entry rather than at address 0.
-    write_msr(msr_star, (std::uint64_t{guest_cs64 - 16} << 48) | (std::uint64_t{hypervisor_cs} << 32));
-    write_msr(msr_lstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
-    write_msr(msr_cstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
-    write_msr(msr_sfmask, syscall_flag_mask);
+    cpu::write_msr(msr_star, (std::uint64_t{guest_cs64 - 16} << 48) | (std::uint64_t{hypervisor_cs} << 32));
+    cpu::write_msr(msr_lstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
+    cpu::write_msr(msr_cstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
+    cpu::write_msr(msr_sfmask, syscall_flag_mask);
 
     // SSE for guests (the hypervisor itself uses general registers only); SMEP and SMAP where the
     // CPU has them, so that ring 0 never runs or reads a guest's (user) page by mistake.
@@ -143,21 +139,14 @@ void load_cpu_tables() {
     asm volatile("mov %%cr0, %0; mov %%cr4, %1" : "=r"(cr0), "=r"(cr4));
     cr0 = (cr0 & ~cr0_em) | cr0_mp | cr0_ne;
     cr4 |= cr4_osfxsr | cr4_osxmmexcpt;
-    std::uint32_t max_leaf, ebx, ecx, edx;
-    asm volatile("cpuid" : "=a"(max_leaf), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0), "c"(0));
-    if (max_leaf >= 7) {
-        std::uint32_t eax;
-        asm volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));
-        if (ebx & (1u << 7))
+    if (cpu::cpuid(0).eax >= 7) {
+        const std::uint32_t features = cpu::cpuid(7).ebx;
+        if (features & (1u << 7))
             cr4 |= cr4_smep;
-        if (ebx & (1u << 20))
+        if (features & (1u << 20))
             cr4 |= cr4_smap;
     }
     asm volatile("mov %0, %%cr0; mov %1, %%cr4" : : "r"(cr0), "r"(cr4) : "memory");
-
-    // The 8259s: every line masked.
-    cpu::outb(0x21, 0xFF);
-    cpu::outb(0xA1, 0xFF);
 }
 
 }  // namespace hypervisor

@@ -17,7 +17,8 @@ inline constexpr std::uint16_t guest_ss = 0xe02b;
 inline constexpr std::uint16_t guest_cs64 = 0xe033;
 inline constexpr std::uint16_t tss_selector = 0xe040;
 
-// Loads the tables and the syscall MSRs, and masks the legacy PIC (no device interrupts yet).
+// Loads the tables, the syscall MSRs and the control-register features (SSE, SMEP, SMAP). The
+// interrupt controllers are clock::init's.
 void load_cpu_tables();
 
 }  // namespace hypervisor

@@ -22,12 +22,6 @@ constexpr std::uint64_t frame_mask = 0x000F'FFFF'FFFF'F000;
 constexpr std::uint64_t present = 1, writable = 2, user = 4;
 constexpr std::uint64_t interrupts_enabled = 0x202;
 
-std::uint64_t read_cr3() {
-    std::uint64_t value;
-    asm volatile("mov %%cr3, %0" : "=r"(value));
-    return value;
-}
-
 // The running guest's address space, as its own page tables (the current CR3) show it to ring 3:
 // every level present and user-accessible, and writable for a write.
 class CurrentAddressSpace final : public hv::GuestMemory {
@@ -47,7 +41,7 @@ public:
 
 private:
     static std::byte* translate(std::uint64_t address, bool write) {
-        std::uint64_t table = read_cr3() & frame_mask;
+        std::uint64_t table = cpu::read_cr3() & frame_mask;
         for (int level = 4; level >= 1; --level) {
             const auto* entries = phys_to_virt<const std::uint64_t>(table, 4096);
             if (entries == nullptr)
@@ -78,24 +72,13 @@ private:
 class HostCpuid final : public hv::pv::CpuidSource {
 public:
     hv::pv::CpuidLeaf cpuid(std::uint32_t leaf, std::uint32_t subleaf) override {
-        hv::pv::CpuidLeaf result;
-        asm volatile("cpuid" : "=a"(result.eax), "=b"(result.ebx), "=c"(result.ecx), "=d"(result.edx) : "a"(leaf), "c"(subleaf));
-        return result;
+        const cpu::CpuidLeaf result = cpu::cpuid(leaf, subleaf);
+        return {result.eax, result.ebx, result.ecx, result.edx};
     }
 };
 
 constexpr std::uint32_t msr_efer = 0xC000'0080, msr_fs_base = 0xC000'0100, msr_gs_base = 0xC000'0101,
                         msr_kernel_gs_base = 0xC000'0102;
-
-std::uint64_t read_msr(std::uint32_t msr) {
-    std::uint32_t low, high;
-    asm volatile("rdmsr" : "=a"(low), "=d"(high) : "c"(msr));
-    return (std::uint64_t{high} << 32) | low;
-}
-
-void write_msr(std::uint32_t msr, std::uint64_t value) {
-    asm volatile("wrmsr" : : "c"(msr), "a"(static_cast<std::uint32_t>(value)), "d"(static_cast<std::uint32_t>(value >> 32)));
-}
 
 // One domain on one CPU: nobody else ever waits.
 class NeverPreempt final : public hv::Preemption {
@@ -176,9 +159,9 @@ hv::abi::vcpu_info& vcpu_info() { return *running.domain->events->vcpus[0].info;
 void load_segment_bases() {
     const hv::pv::SegmentBases& bases = running.handlers->bases;
     const bool kernel = running.handlers->pv.kernel_mode;
-    write_msr(msr_fs_base, bases.fs);
-    write_msr(msr_gs_base, kernel ? bases.gs_kernel : bases.gs_user);
-    write_msr(msr_kernel_gs_base, kernel ? bases.gs_user : bases.gs_kernel);
+    cpu::write_msr(msr_fs_base, bases.fs);
+    cpu::write_msr(msr_gs_base, kernel ? bases.gs_kernel : bases.gs_user);
+    cpu::write_msr(msr_kernel_gs_base, kernel ? bases.gs_user : bases.gs_kernel);
 }
 
 // The guest changed mode: its page tables and GS base change with it.
@@ -281,14 +264,14 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
 }  // namespace
 
 void load_guest_page_tables() {
-    std::uint64_t root = read_cr3() & frame_mask;
+    std::uint64_t root = cpu::read_cr3() & frame_mask;
     if (running.domain != nullptr) {
         const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
         const auto base = running.handlers->pv.kernel_mode ? mmu.kernel_base : mmu.user_base;
         if (base)
             root = base->value << 12;
     }
-    asm volatile("mov %0, %%cr3" : : "r"(root) : "memory");
+    cpu::write_cr3(root);
 }
 
 void set_poll_deadline(std::uint64_t deadline_ns) {
@@ -303,8 +286,7 @@ void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
     handlers.timers.next_period = clock::now_ns() + handlers.timers.period;
     arm_timer();
     (void)domains.unpause(domain);
-    const std::uint64_t l4 = domain.storage.vcpu_memory[0].kernel_base->value << 12;
-    asm volatile("mov %0, %%cr3" : : "r"(l4) : "memory");
+    load_guest_page_tables();
     auto* frame = reinterpret_cast<GuestFrame*>(hv_entry_stack_top - sizeof(GuestFrame));
     *frame = GuestFrame{};
     frame->rip = registers.rip;
@@ -378,7 +360,7 @@ extern "C" void hv_trap(GuestFrame* frame) {
         static HostCpuid host_cpuid;
         const auto emulation = hv::pv::emulate_privileged(
             running.handlers->pv, running.handlers->bases, registers, memory, host_cpuid,
-            static_cast<std::uint8_t>(frame->vector), read_cr3() & frame_mask, read_msr(msr_efer),
+            static_cast<std::uint8_t>(frame->vector), cpu::read_cr3() & frame_mask, cpu::read_msr(msr_efer),
             running.handlers->version().major, running.handlers->version().minor);
         if (emulation.emulated) {
             store(registers, *frame);

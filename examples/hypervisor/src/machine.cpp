@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "machine.hpp"
 
+#include "cpu.hpp"
 #include "guest_run.hpp"
 #include "memory_layout.hpp"
 
@@ -9,9 +10,7 @@ namespace hypervisor {
 std::byte* DirectMap::map(hv::Mfn frame) { return phys_to_virt<std::byte>(frame.value << 12, 4096); }
 
 std::uint64_t DirectMap::hypervisor_l4_entry(const hv::mm::DomainMemory&, unsigned slot) {
-    std::uint64_t cr3;
-    asm volatile("mov %%cr3, %0" : "=r"(cr3));
-    return phys_to_virt<const std::uint64_t>(cr3 & ~std::uint64_t{0xFFF}, 4096)[slot];
+    return phys_to_virt<const std::uint64_t>(cpu::read_cr3() & ~std::uint64_t{0xFFF}, 4096)[slot];
 }
 
 void DirectMap::flush_tlb(const hv::mm::DomainMemory&) { load_guest_page_tables(); }
