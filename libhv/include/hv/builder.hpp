@@ -103,6 +103,7 @@ public:
     BuildError build(domain::Domain& domain, const ElfImage& kernel, const BuildOptions& options, Built& built);
 
 private:
+    std::uint64_t& p2m_entry(std::uint64_t pfn);  // in the p2m list being built
     Mfn frame_of(std::uint64_t pfn);
     std::byte* map_pfn(std::uint64_t pfn);
     BuildError allocate_memory(domain::Domain& domain, const StartOfDay& layout);

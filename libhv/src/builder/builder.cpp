@@ -154,11 +154,13 @@ BuildError plan(const ElfImage& kernel, const BuildOptions& options, bool privil
     return BuildError::none;
 }
 
-Mfn DomainBuilder::frame_of(std::uint64_t pfn) {
-    const auto* p2m = reinterpret_cast<const std::uint64_t*>(
+std::uint64_t& DomainBuilder::p2m_entry(std::uint64_t pfn) {
+    auto* p2m = reinterpret_cast<std::uint64_t*>(
         domains_.frames().platform().map(Mfn{p2m_frames_[pfn / p2m_entries_per_frame]}));
-    return Mfn{p2m[pfn % p2m_entries_per_frame]};
+    return p2m[pfn % p2m_entries_per_frame];
 }
+
+Mfn DomainBuilder::frame_of(std::uint64_t pfn) { return Mfn{p2m_entry(pfn)}; }
 
 std::byte* DomainBuilder::map_pfn(std::uint64_t pfn) { return domains_.frames().platform().map(frame_of(pfn)); }
 
@@ -174,9 +176,7 @@ BuildError DomainBuilder::allocate_memory(domain::Domain& domain, const StartOfD
     for (std::uint64_t pfn = 0; pfn < layout.nr_pages; ++pfn) {
         const bool in_p2m = pfn >= layout.p2m_pfn && pfn < layout.p2m_pfn + layout.p2m_pages;
         const Mfn frame = in_p2m ? Mfn{p2m_frames_[pfn - layout.p2m_pfn]} : *frames.allocate(domain.memory);
-        auto* p2m = reinterpret_cast<std::uint64_t*>(
-            frames.platform().map(Mfn{p2m_frames_[pfn / p2m_entries_per_frame]}));
-        p2m[pfn % p2m_entries_per_frame] = frame.value;
+        p2m_entry(pfn) = frame.value;
         frames.set_machine_to_phys(frame, pfn);
     }
     return BuildError::none;
