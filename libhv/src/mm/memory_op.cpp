@@ -122,6 +122,15 @@ long memory_op(PageTables& tables, MmuCaller& caller, const hypercall_args::memo
         return reservation(tables, caller, command, start_extent, args.arg, populate_one);
     case abi::XENMEM_maximum_ram_page:
         return static_cast<long>(tables.frames().frame_count());
+    case abi::XENMEM_machphys_mapping: {
+        // Where every 64-bit PV guest finds the read-only M2P: a fixed part of the ABI, which the
+        // platform maps (its frames are the frame table's machine_to_phys).
+        constexpr abi::xen_machphys_mapping mapping{abi::MACH2PHYS_VIRT_START, abi::MACH2PHYS_VIRT_END,
+                                                    abi::MACH2PHYS_NR_ENTRIES - 1};
+        return copy_to_guest(caller.memory, GuestHandle<abi::xen_machphys_mapping>{args.arg.address}, mapping)
+                   ? 0
+                   : failure(Errc::efault);
+    }
     case abi::XENMEM_current_reservation:
     case abi::XENMEM_maximum_reservation:
         return reservation_size(tables, caller, args.arg, command == abi::XENMEM_maximum_reservation);

@@ -130,6 +130,16 @@ TEST_CASE_METHOD(MemoryOpFixture, "mm: a long reservation continues from the ext
     require_invariants();
 }
 
+TEST_CASE_METHOD(MemoryOpFixture, "mm: machphys_mapping gives Xen's fixed M2P window", "[mm]") {
+    REQUIRE(call(abi::XENMEM_machphys_mapping, 0x100) == 0);
+    abi::xen_machphys_mapping mapping;
+    std::memcpy(&mapping, memory.bytes.data() + 0x100, sizeof mapping);
+    CHECK(mapping.v_start == 0xFFFF'8000'0000'0000);
+    CHECK(mapping.v_end == 0xFFFF'8040'0000'0000);
+    CHECK(mapping.max_mfn == (0x40'0000'0000 >> 3) - 1);
+    CHECK(call(abi::XENMEM_machphys_mapping, 0xF000'0000) == hv::xen_errno(Errc::efault));
+}
+
 TEST_CASE_METHOD(MemoryOpFixture, "mm: memory_op refuses unknown sub-ops and misplaced extents", "[mm][hostile]") {
     CHECK(call(abi::XENMEM_memory_map, 0x100) == hv::xen_errno(Errc::enosys));
     CHECK(call(63, 0x100) == hv::xen_errno(Errc::enosys));
