@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include <hv/mmu_ops.hpp>
 #include <hv/pv_traps.hpp>
 
 namespace hv::pv {
@@ -42,6 +43,13 @@ struct SegmentBases {
     std::uint64_t gs_user = 0;
 };
 
+// set_segment_base: SEGBASE_FS, SEGBASE_GS_USER and SEGBASE_GS_KERNEL set that base (einval for a
+// non-canonical one); SEGBASE_GS_USER_SEL loads a selector into the user's GS, whose base becomes
+// the descriptor's: 0, since every selector the guest can name is flat while the guest's own
+// descriptor tables are not loaded. einval for any other `which`. The platform loads the bases
+// into the CPU after a success.
+long set_segment_base(SegmentBases& bases, const hypercall_args::set_segment_base& args);
+
 struct Emulation {
     bool emulated;              // false: bounce the original fault
     bool segment_bases_changed; // the platform must load the bases into the CPU
@@ -54,5 +62,13 @@ struct Emulation {
 Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& registers, GuestMemory& memory,
                              CpuidSource& host, std::uint8_t vector, std::uint64_t guest_cr3, std::uint64_t efer,
                              std::uint16_t xen_major, std::uint16_t xen_minor);
+
+// Writable page tables (VMASST_TYPE_writable_pagetables, Xen's ptwr): a write fault of the guest
+// kernel on a present page (error code: present and write, neither reserved bit nor instruction
+// fetch) is tried as a write to one of its own L1 tables, completed as a validated update of the
+// entry. True when it was (rip is then past the instruction); false: the #PF is the guest's.
+bool emulate_page_table_write(const PvVcpu& vcpu, const SegmentBases& bases, GuestRegisters& registers,
+                              mm::PageTables& tables, mm::MmuCaller& caller, std::uint32_t error_code,
+                              std::uint64_t fault_address);
 
 }  // namespace hv::pv

@@ -33,6 +33,15 @@ struct GuestRegisters {
     std::uint16_t cs, ss;
 };
 
+// A general-purpose register by the number instructions encode it with (rax 0, rcx 1, ... r15 15).
+inline std::uint64_t& register_by_number(GuestRegisters& registers, unsigned number) {
+    std::uint64_t* const table[16] = {&registers.rax, &registers.rcx, &registers.rdx, &registers.rbx,
+                                      &registers.rsp, &registers.rbp, &registers.rsi, &registers.rdi,
+                                      &registers.r8,  &registers.r9,  &registers.r10, &registers.r11,
+                                      &registers.r12, &registers.r13, &registers.r14, &registers.r15};
+    return *table[number & 15];
+}
+
 // What the trap layer keeps of one vCPU.
 struct PvVcpu {
     std::array<abi::trap_info, 256> traps{};  // by vector; address 0: no handler
@@ -82,6 +91,22 @@ struct BounceResult {
 // access). Nothing changes unless the outcome is `delivered`.
 BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
                               std::uint8_t vector, std::optional<std::uint32_t> error_code, std::uint64_t cr2);
+
+// A syscall from guest user mode (Xen's switch to the guest kernel): enters the kernel's syscall
+// callback on the stack_switch stack with a frame like an exception's (no error code; rip, rcx
+// past the syscall, rflags = r11 as the instruction left them), events masked if the callback
+// was registered with CALLBACKF_mask_events, DF clear. With no callback the guest takes #UD at
+// the syscall instruction, as on Xen 4.13 and later.
+BounceResult bounce_user_syscall(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers);
+
+// `int n` in guest code faults with #GP naming the IDT entry (the hypervisor's IDT admits ring 3
+// only to #BP and #OF). Xen then consults the guest's trap table: when the entry's DPL (trap_info
+// flags bits 0-1) admits the current mode, the guest kernel counting as ring 1 and its user mode
+// as ring 3, vector n is delivered as a software interrupt: rip past the 2-byte instruction, no
+// error code. nullopt when `gp_error_code` does not name an IDT entry or the DPL refuses: the #GP
+// itself is then the guest's.
+std::optional<BounceResult> bounce_software_interrupt(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory,
+                                                      GuestRegisters& registers, std::uint32_t gp_error_code);
 
 // set_callbacks(event, failsafe, syscall), and callback_op: CALLBACKOP_register (event, failsafe,
 // syscall, syscall32, sysenter, nmi; enosys for other types) and CALLBACKOP_unregister (only the

@@ -65,14 +65,6 @@ Instruction fetch(GuestMemory& memory, std::uint64_t rip) {
     return instruction;
 }
 
-std::uint64_t* gpr(GuestRegisters& registers, unsigned number) {
-    std::uint64_t* const table[16] = {&registers.rax, &registers.rcx, &registers.rdx, &registers.rbx,
-                                      &registers.rsp, &registers.rbp, &registers.rsi, &registers.rdi,
-                                      &registers.r8,  &registers.r9,  &registers.r10, &registers.r11,
-                                      &registers.r12, &registers.r13, &registers.r14, &registers.r15};
-    return table[number & 15];
-}
-
 void set_edx_eax(GuestRegisters& registers, std::uint64_t value) {
     registers.rax = static_cast<std::uint32_t>(value);
     registers.rdx = value >> 32;
@@ -106,6 +98,30 @@ CpuidLeaf guest_cpuid(CpuidSource& host, std::uint32_t leaf, std::uint32_t suble
         result = {0, 0, 0, 0};  // no XSAVE
     }
     return result;
+}
+
+long set_segment_base(SegmentBases& bases, const hypercall_args::set_segment_base& args) {
+    std::uint64_t* base = nullptr;
+    switch (args.which) {
+    case abi::SEGBASE_FS:
+        base = &bases.fs;
+        break;
+    case abi::SEGBASE_GS_USER:
+        base = &bases.gs_user;
+        break;
+    case abi::SEGBASE_GS_KERNEL:
+        base = &bases.gs_kernel;
+        break;
+    case abi::SEGBASE_GS_USER_SEL:
+        bases.gs_user = 0;
+        return 0;
+    default:
+        return xen_errno(Errc::einval);
+    }
+    if (!is_canonical(args.base))
+        return xen_errno(Errc::einval);
+    *base = args.base;
+    return 0;
 }
 
 Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& registers, GuestMemory& memory,
@@ -200,7 +216,7 @@ Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& 
         const auto modrm = static_cast<std::uint8_t>(next(2));
         if ((modrm >> 6) != 3 || ((modrm >> 3) & 7) != 3 || (rex & 4) != 0)
             return {false, false};
-        *gpr(registers, (modrm & 7) | ((rex & 1) << 3)) = guest_cr3;
+        register_by_number(registers, (modrm & 7) | ((rex & 1) << 3)) = guest_cr3;
         return done(at + 3);
     }
     if (rex != 0)

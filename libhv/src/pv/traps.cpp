@@ -4,12 +4,14 @@
 namespace hv::pv {
 namespace {
 
-constexpr std::uint64_t flag_tf = 1ull << 8, flag_if = 1ull << 9, flag_iopl = 3ull << 12, flag_nt = 1ull << 14,
+constexpr std::uint64_t flag_tf = 1ull << 8, flag_if = 1ull << 9, flag_df = 1ull << 10, flag_iopl = 3ull << 12, flag_nt = 1ull << 14,
                         flag_rf = 1ull << 16, flag_vm = 1ull << 17, flag_ac = 1ull << 18;
 // Bits 32-39 of the saved cs slot carry the upcall mask at the time of the trap (Xen's
 // saved_upcall_mask).
 constexpr unsigned saved_mask_shift = 32;
 constexpr std::uint8_t trap_masks_events = 4;  // trap_info.flags: run the handler with events masked
+constexpr std::uint8_t trap_dpl = 3;           // trap_info.flags: the least privileged ring `int n` may use
+constexpr std::uint8_t invalid_opcode = 6;
 constexpr std::uint8_t page_fault = 14;
 constexpr std::uint32_t page_fault_user = 1u << 2;
 
@@ -94,8 +96,41 @@ BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& m
         *error_code &= ~page_fault_user;
     const BounceResult result =
         enter_handler(vcpu, info, memory, registers, handler.address, error_code, handler.flags & trap_masks_events);
-    if (result.outcome == Bounce::delivered && vector == page_fault)
+    if (result.outcome == Bounce::delivered && vector == page_fault && error_code)
         info.arch.cr2 = cr2;
+    return result;
+}
+
+BounceResult bounce_user_syscall(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers) {
+    if (vcpu.syscall_callback == 0) {
+        GuestRegisters at_syscall = registers;
+        at_syscall.rip -= 2;
+        const BounceResult result = bounce_exception(vcpu, info, memory, at_syscall, invalid_opcode, std::nullopt, 0);
+        if (result.outcome == Bounce::delivered)
+            registers = at_syscall;
+        return result;
+    }
+    const BounceResult result =
+        enter_handler(vcpu, info, memory, registers, vcpu.syscall_callback, std::nullopt, vcpu.syscall_masks_events);
+    if (result.outcome == Bounce::delivered)
+        registers.rflags &= ~flag_df;
+    return result;
+}
+
+std::optional<BounceResult> bounce_software_interrupt(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory,
+                                                      GuestRegisters& registers, std::uint32_t gp_error_code) {
+    constexpr std::uint32_t external = 1, names_idt_entry = 2;
+    if ((gp_error_code & (external | names_idt_entry)) != names_idt_entry)
+        return std::nullopt;
+    const auto vector = static_cast<std::uint8_t>(gp_error_code >> 3);
+    const unsigned caller_ring = vcpu.kernel_mode ? 1 : 3;
+    if ((vcpu.traps[vector].flags & trap_dpl) < caller_ring)
+        return std::nullopt;
+    GuestRegisters after = registers;
+    after.rip += 2;
+    const BounceResult result = bounce_exception(vcpu, info, memory, after, vector, std::nullopt, 0);
+    if (result.outcome == Bounce::delivered)
+        registers = after;
     return result;
 }
 

@@ -7,6 +7,8 @@ namespace {
 
 using namespace hv::pv;
 using mm_test::GuestBuffer;
+using mm_test::entry;
+namespace abi = pvkit::abi;
 
 // A host CPU with every feature bit set, so that what is hidden shows.
 class AllFeatures final : public CpuidSource {
@@ -132,6 +134,68 @@ TEST_CASE_METHOD(EmulateFixture, "an instruction that cannot be fetched is not e
     CHECK_FALSE(emulate_privileged(vcpu, bases, registers, memory, host, 13, 0, 0, 4, 17).emulated);
     registers.rip = 0xFFFF'8000'0000'0000;
     CHECK_FALSE(emulate_privileged(vcpu, bases, registers, memory, host, 6, 0, 0, 4, 17).emulated);
+}
+
+TEST_CASE("set_segment_base sets FS and both GS bases; a user GS selector gives base 0", "[pv][segments]") {
+    SegmentBases bases;
+    CHECK(set_segment_base(bases, {abi::SEGBASE_FS, 0x7000'1000}) == 0);
+    CHECK(set_segment_base(bases, {abi::SEGBASE_GS_USER, 0x7000'2000}) == 0);
+    CHECK(set_segment_base(bases, {abi::SEGBASE_GS_KERNEL, 0xFFFF'FFFF'8000'3000}) == 0);
+    CHECK(bases.fs == 0x7000'1000);
+    CHECK(bases.gs_user == 0x7000'2000);
+    CHECK(bases.gs_kernel == 0xFFFF'FFFF'8000'3000);
+    CHECK(set_segment_base(bases, {abi::SEGBASE_FS, 0x0000'8000'0000'0000}) == hv::xen_errno(hv::Errc::einval));
+    CHECK(set_segment_base(bases, {4, 0}) == hv::xen_errno(hv::Errc::einval));
+    CHECK(bases.fs == 0x7000'1000);
+    CHECK(set_segment_base(bases, {abi::SEGBASE_GS_USER_SEL, 0xe02b}) == 0);
+    CHECK(bases.gs_user == 0);
+    CHECK(bases.gs_kernel == 0xFFFF'FFFF'8000'3000);
+}
+
+// A domain whose L1 maps itself read-only at guest address 5 * 4096, as kernels map their page
+// tables; guest code at offset 0x1000 of the caller's buffer.
+struct PageTableWriteFixture : mm_test::MmuOpsFixture {
+    PageTableWriteFixture() {
+        table(chain.l1)[5] = entry(chain.l1, mm_test::ro);
+        REQUIRE(tables.pin(dom1, chain.l4, 4));
+        REQUIRE(tables.set_kernel_base(dom1, vcpus[0], chain.l4));
+        dom1.writable_pagetables = true;
+        place<std::uint8_t>(0x1000, {0x48, 0x89, 0x3e});  // mov %rdi, (%rsi)
+        registers.rip = GuestBuffer::base + 0x1000;
+        registers.rsi = l1_address + 2 * 8;
+    }
+    bool fault(std::uint32_t error_code) {
+        return emulate_page_table_write(vcpu, bases, registers, tables, caller, error_code, l1_address + 2 * 8);
+    }
+    static constexpr std::uint64_t l1_address = 5 * mm_test::page_size;
+    Chain chain = build_chain(dom1);
+    PvVcpu vcpu;
+    SegmentBases bases;
+    GuestRegisters registers{};
+};
+
+TEST_CASE_METHOD(PageTableWriteFixture, "a kernel write fault on its own L1 is completed as a validated update",
+                 "[pv][ptwr]") {
+    const hv::Mfn page = allocate(dom1);
+    registers.rdi = entry(page, mm_test::rw);
+    constexpr std::uint32_t present_write = 3, user = 4, reserved = 8, fetch = 16;
+    CHECK_FALSE(fault(2));  // not present: a fault of the guest's own
+    CHECK_FALSE(fault(present_write | reserved));
+    CHECK_FALSE(fault(present_write | fetch));
+    vcpu.kernel_mode = false;
+    CHECK_FALSE(fault(present_write | user));  // its user mode's fault is the guest kernel's to handle
+    vcpu.kernel_mode = true;
+    dom1.writable_pagetables = false;
+    CHECK_FALSE(fault(present_write | user));
+    CHECK(table(chain.l1)[2] == 0);
+    CHECK(registers.rip == GuestBuffer::base + 0x1000);
+
+    dom1.writable_pagetables = true;
+    REQUIRE(fault(present_write | user));  // the CPU sets the user bit: the guest kernel runs in ring 3
+    CHECK((table(chain.l1)[2] & mm_test::pte::frame_mask) == page.value << 12);
+    CHECK(registers.rip == GuestBuffer::base + 0x1003);
+    CHECK(registers.rdi == entry(page, mm_test::rw));
+    require_invariants();
 }
 
 }  // namespace

@@ -152,6 +152,83 @@ TEST_CASE_METHOD(TrapFixture, "an exception in guest user mode switches to the k
     CHECK(at<Frame>(registers.rsp) == Frame{0xC0C0, 0x1111, 0xFFFF'FFFF'8000'1234, 0xe033, 0x302, 0x7FFF'0000, 0xe02b});
 }
 
+TEST_CASE_METHOD(TrapFixture, "a syscall from guest user mode enters the syscall callback on the kernel stack",
+                 "[pv][traps][syscall]") {
+    REQUIRE(stack_switch(vcpu, {0xe02b, user_stack_kernel_top}) == 0);
+    place(table_address, abi::callback_register{abi::CALLBACKTYPE_syscall, abi::CALLBACKF_mask_events, handler + 64});
+    REQUIRE(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {table_address}}) == 0);
+    vcpu.kernel_mode = false;
+    GuestRegisters registers = interrupted();
+    registers.rsp = 0x7FFF'0000;
+    registers.rcx = registers.rip;  // as the syscall instruction leaves them
+    registers.r11 = 0x602;          // IF, DF
+    registers.rflags = 0x602;
+    const auto result = bounce_user_syscall(vcpu, info, memory, registers);
+    REQUIRE(result.outcome == Bounce::delivered);
+    CHECK(result.mode_changed);
+    CHECK(vcpu.kernel_mode);
+    CHECK(registers.rip == handler + 64);
+    CHECK(registers.rsp == user_stack_kernel_top - 7 * 8);
+    CHECK((registers.rflags & 0x400) == 0);  // DF clear in the callback
+    CHECK(info.evtchn_upcall_mask == 1);     // CALLBACKF_mask_events
+    using Frame = std::array<std::uint64_t, 7>;
+    CHECK(at<Frame>(registers.rsp) == Frame{0xFFFF'FFFF'8000'1234, 0x602, 0xFFFF'FFFF'8000'1234, 0xe033, 0x602,
+                                            0x7FFF'0000, 0xe02b});
+}
+
+TEST_CASE_METHOD(TrapFixture, "a user syscall with no callback is #UD at the syscall instruction", "[pv][traps][syscall]") {
+    REQUIRE(stack_switch(vcpu, {0xe02b, user_stack_kernel_top}) == 0);
+    vcpu.kernel_mode = false;
+    GuestRegisters registers = interrupted();
+    const GuestRegisters before = registers;
+    CHECK(bounce_user_syscall(vcpu, info, memory, registers).outcome == Bounce::no_handler);
+    CHECK(registers.rip == before.rip);
+    CHECK_FALSE(vcpu.kernel_mode);
+
+    set_handler(6);
+    REQUIRE(bounce_user_syscall(vcpu, info, memory, registers).outcome == Bounce::delivered);
+    CHECK(registers.rip == handler);
+    CHECK(at<std::uint64_t>(registers.rsp + 16) == before.rip - 2);
+}
+
+TEST_CASE_METHOD(TrapFixture, "int n: the trap table's DPL decides, the guest kernel counting as ring 1",
+                 "[pv][traps][softint]") {
+    const auto int_n = [](std::uint8_t vector) { return std::uint32_t{vector} << 3 | 2; };
+    set_handler(0x80, 3);
+    set_handler(0x81, 1);
+    set_handler(0x82, 0);
+    GuestRegisters registers = interrupted();
+    const GuestRegisters before = registers;
+    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x82)));  // DPL 0: #GP
+    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, 0x82 << 3 | 3)); // external: not int n
+    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, 0x82 << 3));     // a GDT selector
+    CHECK(registers.rip == before.rip);
+
+    auto result = bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x81));
+    REQUIRE(result);
+    CHECK(result->outcome == Bounce::delivered);
+    using Frame = std::array<std::uint64_t, 7>;  // no error code
+    CHECK(at<Frame>(registers.rsp)[2] == before.rip + 2);
+    CHECK(info.arch.cr2 == 0);
+
+    REQUIRE(stack_switch(vcpu, {0xe02b, user_stack_kernel_top}) == 0);
+    vcpu.kernel_mode = false;
+    registers = before;
+    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x81)));  // user mode is ring 3
+    result = bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x80));
+    REQUIRE(result);
+    CHECK(result->outcome == Bounce::delivered);
+    CHECK(result->mode_changed);
+    CHECK((at<Frame>(registers.rsp)[3] & 3) == 3);  // from user mode: the saved cs keeps RPL 3
+
+    set_handler(0x83, 3);
+    vcpu.traps[0x83].address = 0;  // a DPL but no handler: the domain crashes, as on Xen
+    vcpu.kernel_mode = true;
+    result = bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x83));
+    REQUIRE(result);
+    CHECK(result->outcome == Bounce::no_handler);
+}
+
 TEST_CASE_METHOD(TrapFixture, "without a handler or a writable stack nothing changes", "[pv][traps][hostile]") {
     const GuestRegisters before = interrupted();
     GuestRegisters registers = before;
