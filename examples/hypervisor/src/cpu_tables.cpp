@@ -28,7 +28,7 @@ struct IdtGate {
     std::uint16_t offset_low;
     std::uint16_t selector;
     std::uint8_t ist;
-    std::uint8_t type;  // present, DPL 0, 64-bit interrupt gate: 0x8E
+    std::uint8_t type;  // present, 64-bit interrupt gate: 0x8E at DPL 0, 0xEE at DPL 3
     std::uint16_t offset_middle;
     std::uint32_t offset_high;
     std::uint32_t reserved;
@@ -116,10 +116,15 @@ void load_cpu_tables() {
         : "m"(gdt_pointer), "i"(hypervisor_cs), "r"(hypervisor_ds), "r"(tss_selector)
         : "rax", "memory");
 
+    // Ring 3 may raise #BP (int3) and #OF (into) itself, as under Xen; any other `int n` faults
+    // with #GP, and the guest's trap table decides (hv::pv::bounce_software_interrupt).
+    constexpr std::uint8_t interrupt_gate = 0x8E, user_interrupt_gate = 0xEE;
+    constexpr unsigned breakpoint = 3, overflow = 4;
     for (unsigned vector = 0; vector < idt.size(); ++vector) {
         const auto handler = reinterpret_cast<std::uint64_t>(hv_trap_stubs + 16 * vector);
+        const bool user_may_raise = vector == breakpoint || vector == overflow;
         idt[vector] = {static_cast<std::uint16_t>(handler), hypervisor_cs,
-                       ist_for(vector), 0x8E,
+                       ist_for(vector), user_may_raise ? user_interrupt_gate : interrupt_gate,
                        static_cast<std::uint16_t>(handler >> 16), static_cast<std::uint32_t>(handler >> 32), 0};
     }
     const TablePointer idt_pointer{sizeof(idt) - 1, reinterpret_cast<std::uint64_t>(idt.data())};

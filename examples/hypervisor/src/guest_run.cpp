@@ -22,10 +22,12 @@ constexpr std::uint64_t frame_mask = 0x000F'FFFF'FFFF'F000;
 constexpr std::uint64_t present = 1, writable = 2, user = 4;
 constexpr std::uint64_t interrupts_enabled = 0x202;
 
-// The running guest's address space, as its own page tables (the current CR3) show it to ring 3:
-// every level present and user-accessible, and writable for a write.
-class CurrentAddressSpace final : public hv::GuestMemory {
+// A guest address space as its own page tables show it to ring 3: every level present and
+// user-accessible, and writable for a write. `root` gives the machine address of the L4.
+class GuestAddressSpace final : public hv::GuestMemory {
 public:
+    explicit GuestAddressSpace(std::uint64_t (*root)()) : root_{root} {}
+
     bool read(hv::Vaddr address, std::span<std::byte> into) override {
         return each_page(address.value, into.size(), false, [&](std::byte* page, std::size_t done, std::size_t size) {
             for (std::size_t i = 0; i < size; ++i)
@@ -40,8 +42,8 @@ public:
     }
 
 private:
-    static std::byte* translate(std::uint64_t address, bool write) {
-        std::uint64_t table = cpu::read_cr3() & frame_mask;
+    std::byte* translate(std::uint64_t address, bool write) const {
+        std::uint64_t table = root_();
         for (int level = 4; level >= 1; --level) {
             const auto* entries = phys_to_virt<const std::uint64_t>(table, 4096);
             if (entries == nullptr)
@@ -55,7 +57,7 @@ private:
         return page == nullptr ? nullptr : page + (address & 0xFFF);
     }
     template <class Copy>
-    static bool each_page(std::uint64_t address, std::size_t length, bool write, Copy copy) {
+    bool each_page(std::uint64_t address, std::size_t length, bool write, Copy copy) {
         for (std::size_t done = 0; done < length; done += 4096 - ((address + done) & 0xFFF))
             if (translate(address + done, write) == nullptr)
                 return false;
@@ -66,6 +68,8 @@ private:
         }
         return true;
     }
+
+    std::uint64_t (*root_)();
 };
 
 // This CPU's CPUID, for the guest's emulated one.
@@ -106,6 +110,7 @@ public:
         return hv::pv::callback_op(pv, caller.memory, args);
     }
     long set_timer_op(hv::domain::HypercallCaller&, const hv::hypercall_args::set_timer_op& args);
+    long set_segment_base(hv::domain::HypercallCaller&, const hv::hypercall_args::set_segment_base& args);
 
     hv::pv::PvVcpu pv;
     hv::pv::SegmentBases bases;
@@ -114,14 +119,27 @@ public:
     GuestFrame* frame = nullptr;
 };
 
-CurrentAddressSpace memory;
-
 struct Running {
     hv::domain::Domains* domains = nullptr;
     hv::domain::Domain* domain = nullptr;
     HypervisorCalls* handlers = nullptr;
 };
 Running running;
+
+// The page tables of the guest kernel (`kernel`) or of its user mode, if it has set them.
+std::optional<std::uint64_t> mode_root(bool kernel) {
+    if (running.domain == nullptr)
+        return std::nullopt;
+    const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
+    const auto base = kernel ? mmu.kernel_base : mmu.user_base;
+    return base ? std::optional{base->value << 12} : std::nullopt;
+}
+
+// What the running mode's instructions see (the emulator reads them through it).
+GuestAddressSpace current_space{[] { return cpu::read_cr3() & frame_mask; }};
+// The guest kernel's view, whichever mode runs: hypercall arguments, and the frames bounced onto
+// the kernel stack, which a user mode's page tables need not map.
+GuestAddressSpace kernel_space{[] { return mode_root(true).value_or(cpu::read_cr3() & frame_mask); }};
 
 hv::pv::GuestRegisters registers_of(const GuestFrame& frame) {
     return {frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp, frame.rsp,
@@ -197,7 +215,7 @@ void deliver_pending_event(GuestFrame& frame) {
     // Tables whose last use went are devalidated before the guest runs again (PageTables::drain).
     running.domains->page_tables().drain(running.domain->memory, UINT32_MAX);
     hv::pv::GuestRegisters registers = registers_of(frame);
-    const auto delivered = hv::pv::deliver_event(running.handlers->pv, vcpu_info(), memory, registers);
+    const auto delivered = hv::pv::deliver_event(running.handlers->pv, vcpu_info(), kernel_space, registers);
     if (delivered) {
         if (delivered->outcome != hv::pv::Bounce::delivered)
             crash("its stack cannot take an event upcall");
@@ -237,6 +255,14 @@ long HypervisorCalls::set_timer_op(hv::domain::HypercallCaller&, const hv::hyper
     return result;
 }
 
+long HypervisorCalls::set_segment_base(hv::domain::HypercallCaller&,
+                                       const hv::hypercall_args::set_segment_base& args) {
+    const long result = hv::pv::set_segment_base(bases, args);
+    if (result == 0)
+        load_segment_bases();
+    return result;
+}
+
 long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&) {
     hv::pv::GuestRegisters registers = registers_of(*frame);
     const bool has_user_base = caller.domain.storage.vcpu_memory[0].user_base.has_value();
@@ -261,17 +287,56 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
     cpu::exit_qemu(powered_off ? 0 : 1);
 }
 
+// Xen's order for a fault in guest code: `int n` admitted by the guest's trap table, writable page
+// tables, emulation of a privileged instruction, else a bounce to the guest's own handler. False
+// when the fault is not handled that way (no handler, or no room for its frame).
+bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
+    constexpr std::uint8_t general_protection = 13, page_fault = 14;
+    HypervisorCalls& calls = *running.handlers;
+    const auto vector = static_cast<std::uint8_t>(frame.vector);
+    const auto error_code = static_cast<std::uint32_t>(frame.error_code);
+    hv::pv::GuestRegisters registers = registers_of(frame);
+    const auto resume = [&](bool mode_changed) {
+        store(registers, frame);
+        if (mode_changed)
+            load_mode_page_tables();
+        deliver_pending_event(frame);
+        return true;
+    };
+    if (vector == general_protection) {
+        if (const auto interrupt =
+                hv::pv::bounce_software_interrupt(calls.pv, vcpu_info(), current_space, kernel_space, registers,
+                                                  error_code))
+            return interrupt->outcome == hv::pv::Bounce::delivered && resume(interrupt->mode_changed);
+    }
+    if (vector == page_fault) {
+        static NeverPreempt preemption;
+        hv::Continuation continuation;
+        hv::mm::MmuCaller caller{running.domain->memory, running.domain->storage.vcpu_memory[0], current_space,
+                                 preemption, continuation};
+        if (hv::pv::emulate_page_table_write(calls.pv, calls.bases, registers, running.domains->page_tables(), caller,
+                                             error_code, cr2))
+            return resume(false);
+    }
+    static HostCpuid host_cpuid;
+    const auto emulation = hv::pv::emulate_privileged(calls.pv, calls.bases, registers, current_space, host_cpuid,
+                                                      vector, cpu::read_cr3() & frame_mask, cpu::read_msr(msr_efer),
+                                                      calls.version().major, calls.version().minor);
+    if (emulation.emulated) {
+        if (emulation.segment_bases_changed)
+            load_segment_bases();
+        return resume(false);
+    }
+    const std::optional<std::uint32_t> pushed = has_error_code(vector) ? std::optional{error_code} : std::nullopt;
+    const auto bounced = hv::pv::bounce_exception(calls.pv, vcpu_info(), kernel_space, registers, vector, pushed, cr2);
+    return bounced.outcome == hv::pv::Bounce::delivered && resume(bounced.mode_changed);
+}
+
 }  // namespace
 
 void load_guest_page_tables() {
-    std::uint64_t root = cpu::read_cr3() & frame_mask;
-    if (running.domain != nullptr) {
-        const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
-        const auto base = running.handlers->pv.kernel_mode ? mmu.kernel_base : mmu.user_base;
-        if (base)
-            root = base->value << 12;
-    }
-    cpu::write_cr3(root);
+    const bool kernel = running.handlers == nullptr || running.handlers->pv.kernel_mode;
+    cpu::write_cr3(mode_root(kernel).value_or(cpu::read_cr3() & frame_mask));
 }
 
 void set_poll_deadline(std::uint64_t deadline_ns) {
@@ -307,13 +372,22 @@ extern "C" void hv_syscall(GuestFrame* frame) {
     using namespace hypervisor;
     static NeverPreempt preemption;
     if (!running.handlers->pv.kernel_mode) {
-        // A syscall from guest user mode belongs to the guest kernel's syscall callback, which
-        // is not delivered yet.
-        crash("a syscall from user mode, which is not delivered yet");
+        // Not a hypercall: the guest kernel's system call, for its syscall callback.
+        hv::pv::GuestRegisters registers = registers_of(*frame);
+        const auto bounced = hv::pv::bounce_user_syscall(running.handlers->pv, vcpu_info(), kernel_space, registers);
+        if (bounced.outcome != hv::pv::Bounce::delivered)
+            crash(bounced.outcome == hv::pv::Bounce::no_handler
+                      ? "a syscall from user mode, with no syscall callback and no #UD handler"
+                      : "its kernel stack cannot take a syscall from user mode");
+        store(registers, *frame);
+        if (bounced.mode_changed)
+            load_mode_page_tables();
+        deliver_pending_event(*frame);
+        return;
     }
     running.handlers->frame = frame;
     hv::Continuation continuation;
-    hv::domain::HypercallCaller caller{*running.domain, 0, memory, preemption, continuation};
+    hv::domain::HypercallCaller caller{*running.domain, 0, kernel_space, preemption, continuation};
     const long result = hv::domain::hypercall(
         *running.handlers, caller, {frame->rax, {frame->rdi, frame->rsi, frame->rdx, frame->r10, frame->r8}});
     if (continuation.requested) {
@@ -355,33 +429,10 @@ extern "C" void hv_trap(GuestFrame* frame) {
             deliver_pending_event(*frame);
         return;
     }
-    if (from_guest) {
-        hv::pv::GuestRegisters registers = registers_of(*frame);
-        static HostCpuid host_cpuid;
-        const auto emulation = hv::pv::emulate_privileged(
-            running.handlers->pv, running.handlers->bases, registers, memory, host_cpuid,
-            static_cast<std::uint8_t>(frame->vector), cpu::read_cr3() & frame_mask, cpu::read_msr(msr_efer),
-            running.handlers->version().major, running.handlers->version().minor);
-        if (emulation.emulated) {
-            store(registers, *frame);
-            if (emulation.segment_bases_changed)
-                load_segment_bases();
-            deliver_pending_event(*frame);
-            return;
-        }
-        const std::optional<std::uint32_t> error_code =
-            has_error_code(frame->vector) ? std::optional{static_cast<std::uint32_t>(frame->error_code)} : std::nullopt;
-        const auto bounced = hv::pv::bounce_exception(running.handlers->pv, vcpu_info(), memory, registers,
-                                                      static_cast<std::uint8_t>(frame->vector), error_code, cr2);
-        if (bounced.outcome == hv::pv::Bounce::delivered) {
-            store(registers, *frame);
-            if (bounced.mode_changed)
-                load_mode_page_tables();
-            deliver_pending_event(*frame);
-            return;
-        }
-    }
+    if (from_guest && handle_guest_fault(*frame, cr2))
+        return;
     console.write(from_guest ? "(" : "hypervisor: exception ");
+
     if (from_guest) {
         console.write(running.domain->name());
         console.write(") crashed: exception ");

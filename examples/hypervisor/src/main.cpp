@@ -123,17 +123,55 @@ bool survey_memory(const abi::hvm_start_info& info, BootMemory& memory) {
     return reserved;
 }
 
+// Zeroed pages carved from boot memory, through the boot window; nullptr if there is no room.
+std::byte* carve_zeroed(BootMemory& memory, std::uint64_t size) {
+    size = (size + BootMemory::page - 1) / BootMemory::page * BootMemory::page;
+    const auto start = memory.carve(size);
+    std::byte* pages = start ? phys_to_virt<std::byte>(*start, size) : nullptr;
+    if (pages != nullptr)
+        for (std::uint64_t i = 0; i < size; ++i)
+            pages[i] = std::byte{0};
+    return pages;
+}
+
+std::uint64_t virt_to_phys(const void* pointer) { return reinterpret_cast<std::uint64_t>(pointer) - virt_offset; }
+
+// Every 64-bit PV guest reads the M2P at MACH2PHYS_VIRT_START, read-only (Linux and Mini-OS turn
+// machine frames into their own with it). Mapped in the boot L4's slot for that address, which
+// every guest L4 receives with the hypervisor's other slots; its pages hold nothing but the M2P.
+bool map_machine_to_phys(BootMemory& memory, const std::uint64_t* machine_to_phys, std::uint64_t bytes) {
+    constexpr std::uint64_t present = 1, user = 4, no_execute = 1ull << 63;
+    const std::uint64_t pages = (bytes + BootMemory::page - 1) / BootMemory::page;
+    const std::uint64_t l1_count = (pages + 511) / 512;
+    if (l1_count > 512)
+        return false;  // more than the 1 GiB of M2P one L2 maps: beyond the boot window anyway
+    auto* tables = reinterpret_cast<std::uint64_t*>(carve_zeroed(memory, (2 + l1_count) * BootMemory::page));
+    if (tables == nullptr)
+        return false;
+    std::uint64_t* l3 = tables;
+    std::uint64_t* l2 = tables + 512;
+    std::uint64_t* l1s = tables + 1024;
+    for (std::uint64_t page = 0; page < pages; ++page)
+        l1s[page] = (virt_to_phys(machine_to_phys) + page * BootMemory::page) | present | user | no_execute;
+    for (std::uint64_t l1 = 0; l1 < l1_count; ++l1)
+        l2[l1] = virt_to_phys(l1s + 512 * l1) | present | user;
+    l3[0] = virt_to_phys(l2) | present | user;
+    auto* l4 = phys_to_virt<std::uint64_t>(cpu::read_cr3() & ~std::uint64_t{0xFFF}, BootMemory::page);
+    l4[(abi::MACH2PHYS_VIRT_START >> 39) & 511] = virt_to_phys(l3) | present | user;
+    return true;
+}
+
 // The frame table over all RAM, its storage carved from RAM itself, every free page in its heap.
 hv::mm::FrameTable* take_over_memory(BootMemory& memory, hv::mm::MemoryPlatform& platform) {
     const std::uint64_t frame_count = memory.top() / BootMemory::page;
-    const auto storage = memory.carve(frame_count * (sizeof(hv::mm::PageInfo) + sizeof(std::uint64_t)));
-    if (!storage) {
+    std::byte* info_storage = carve_zeroed(memory, frame_count * sizeof(hv::mm::PageInfo));
+    auto* machine_to_phys = reinterpret_cast<std::uint64_t*>(carve_zeroed(memory, frame_count * sizeof(std::uint64_t)));
+    if (info_storage == nullptr || machine_to_phys == nullptr ||
+        !map_machine_to_phys(memory, machine_to_phys, frame_count * sizeof(std::uint64_t))) {
         console.write("memory: no room for the frame table\n");
         return nullptr;
     }
-    auto* infos = new (phys_to_virt<std::byte>(*storage, frame_count * sizeof(hv::mm::PageInfo)))
-        hv::mm::PageInfo[frame_count];
-    auto* machine_to_phys = new (infos + frame_count) std::uint64_t[frame_count]{};
+    auto* infos = new (info_storage) hv::mm::PageInfo[frame_count];
     static hv::mm::FrameTable frames{platform, std::span{infos, frame_count}, std::span{machine_to_phys, frame_count}};
     memory.for_each_free([](std::uint64_t start, std::uint64_t end) {
         frames.add_to_heap(hv::Mfn{start / BootMemory::page}, (end - start) / BootMemory::page);

@@ -100,13 +100,17 @@ BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& m
 BounceResult bounce_user_syscall(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers);
 
 // `int n` in guest code faults with #GP naming the IDT entry (the hypervisor's IDT admits ring 3
-// only to #BP and #OF). Xen then consults the guest's trap table: when the entry's DPL (trap_info
-// flags bits 0-1) admits the current mode, the guest kernel counting as ring 1 and its user mode
-// as ring 3, vector n is delivered as a software interrupt: rip past the 2-byte instruction, no
-// error code. nullopt when `gp_error_code` does not name an IDT entry or the DPL refuses: the #GP
-// itself is then the guest's.
-std::optional<BounceResult> bounce_software_interrupt(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory,
-                                                      GuestRegisters& registers, std::uint32_t gp_error_code);
+// only to #BP and #OF). As Xen, the instruction is decoded (`code` is the interrupted mode's view
+// of memory, `memory` the guest kernel's, for the frame) and the guest's trap table decides: when
+// the entry's DPL (trap_info flags bits 0-1) admits the current mode, the guest kernel counting as
+// ring 1 and its user mode as ring 3, vector n is delivered as a software interrupt (rip past the
+// 2-byte instruction, no error code); otherwise the guest gets #GP at the instruction with the
+// error code (n << 3) | 2, built from the instruction, which QEMU's TCG (7.2) gets wrong. nullopt
+// when the fault is not that (no IDT entry named, or no `int n` at rip): the #GP is handled as
+// any other.
+std::optional<BounceResult> bounce_software_interrupt(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& code,
+                                                      GuestMemory& memory, GuestRegisters& registers,
+                                                      std::uint32_t gp_error_code);
 
 // set_callbacks(event, failsafe, syscall), and callback_op: CALLBACKOP_register (event, failsafe,
 // syscall, syscall32, sysenter, nmi; enosys for other types) and CALLBACKOP_unregister (only the

@@ -117,17 +117,24 @@ BounceResult bounce_user_syscall(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory
     return result;
 }
 
-std::optional<BounceResult> bounce_software_interrupt(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory,
-                                                      GuestRegisters& registers, std::uint32_t gp_error_code) {
+std::optional<BounceResult> bounce_software_interrupt(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& code,
+                                                      GuestMemory& memory, GuestRegisters& registers,
+                                                      std::uint32_t gp_error_code) {
     constexpr std::uint32_t external = 1, names_idt_entry = 2;
+    constexpr std::uint8_t int_n_opcode = 0xCD, general_protection = 13;
     if ((gp_error_code & (external | names_idt_entry)) != names_idt_entry)
         return std::nullopt;
-    const auto vector = static_cast<std::uint8_t>(gp_error_code >> 3);
+    std::array<std::byte, 2> instruction;
+    if (!is_guest_range(Vaddr{registers.rip}, instruction.size()) || !code.read(Vaddr{registers.rip}, instruction) ||
+        static_cast<std::uint8_t>(instruction[0]) != int_n_opcode)
+        return std::nullopt;
+    const auto vector = static_cast<std::uint8_t>(instruction[1]);
     const unsigned caller_ring = vcpu.kernel_mode ? 1 : 3;
     if ((vcpu.traps[vector].flags & trap_dpl) < caller_ring)
-        return std::nullopt;
+        return bounce_exception(vcpu, info, memory, registers, general_protection,
+                                std::uint32_t{vector} << 3 | names_idt_entry, 0);
     GuestRegisters after = registers;
-    after.rip += 2;
+    after.rip += instruction.size();
     const BounceResult result = bounce_exception(vcpu, info, memory, after, vector, std::nullopt, 0);
     if (result.outcome == Bounce::delivered)
         registers = after;

@@ -193,38 +193,59 @@ TEST_CASE_METHOD(TrapFixture, "a user syscall with no callback is #UD at the sys
 
 TEST_CASE_METHOD(TrapFixture, "int n: the trap table's DPL decides, the guest kernel counting as ring 1",
                  "[pv][traps][softint]") {
-    const auto int_n = [](std::uint8_t vector) { return std::uint32_t{vector} << 3 | 2; };
+    constexpr std::uint64_t code = GuestBuffer::base + 0x100;
+    const auto int_n = [&](std::uint8_t vector) {
+        place(code, std::array<std::uint8_t, 2>{0xCD, vector});
+        return std::uint32_t{vector} << 4 | 2;  // QEMU 7.2's error code: the instruction decides
+    };
     set_handler(0x80, 3);
     set_handler(0x81, 1);
     set_handler(0x82, 0);
+    set_handler(13);
     GuestRegisters registers = interrupted();
+    registers.rip = code;
     const GuestRegisters before = registers;
-    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x82)));  // DPL 0: #GP
-    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, 0x82 << 3 | 3)); // external: not int n
-    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, 0x82 << 3));     // a GDT selector
+    using Frame = std::array<std::uint64_t, 7>;  // a software interrupt's: no error code
+    using FaultFrame = std::array<std::uint64_t, 8>;
+
+    auto result = bounce_software_interrupt(vcpu, info, memory, memory, registers, int_n(0x82));
+    REQUIRE(result);  // DPL 0: #GP at the instruction, the error code naming the vector
+    CHECK(result->outcome == Bounce::delivered);
+    CHECK(at<FaultFrame>(registers.rsp)[2] == (0x82 << 3 | 2));
+    CHECK(at<FaultFrame>(registers.rsp)[3] == code);
+
+    registers = before;
+    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, memory, registers, 0x82 << 3 | 3));  // external
+    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, memory, registers, 0x82 << 3));      // a GDT selector
+    place(code, std::array<std::uint8_t, 2>{0x0F, 0x0B});
+    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, memory, registers, 0x82 << 3 | 2));  // no int n there
     CHECK(registers.rip == before.rip);
 
-    auto result = bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x81));
+    result = bounce_software_interrupt(vcpu, info, memory, memory, registers, int_n(0x81));
     REQUIRE(result);
     CHECK(result->outcome == Bounce::delivered);
-    using Frame = std::array<std::uint64_t, 7>;  // no error code
+    CHECK(registers.rip == handler);
     CHECK(at<Frame>(registers.rsp)[2] == before.rip + 2);
     CHECK(info.arch.cr2 == 0);
 
     REQUIRE(stack_switch(vcpu, {0xe02b, user_stack_kernel_top}) == 0);
     vcpu.kernel_mode = false;
     registers = before;
-    CHECK_FALSE(bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x81)));  // user mode is ring 3
-    result = bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x80));
+    result = bounce_software_interrupt(vcpu, info, memory, memory, registers, int_n(0x81));  // user mode is ring 3
+    REQUIRE(result);
+    CHECK(at<FaultFrame>(registers.rsp)[2] == (0x81 << 3 | 2));
+    vcpu.kernel_mode = false;
+    registers = before;
+    result = bounce_software_interrupt(vcpu, info, memory, memory, registers, int_n(0x80));
     REQUIRE(result);
     CHECK(result->outcome == Bounce::delivered);
     CHECK(result->mode_changed);
+    CHECK(at<Frame>(registers.rsp)[2] == before.rip + 2);
     CHECK((at<Frame>(registers.rsp)[3] & 3) == 3);  // from user mode: the saved cs keeps RPL 3
 
-    set_handler(0x83, 3);
-    vcpu.traps[0x83].address = 0;  // a DPL but no handler: the domain crashes, as on Xen
-    vcpu.kernel_mode = true;
-    result = bounce_software_interrupt(vcpu, info, memory, registers, int_n(0x83));
+    vcpu.traps[0x83] = {0x83, 3, 0xe033, 0};  // a DPL but no handler: the domain crashes, as on Xen
+    registers = before;
+    result = bounce_software_interrupt(vcpu, info, memory, memory, registers, int_n(0x83));
     REQUIRE(result);
     CHECK(result->outcome == Bounce::no_handler);
 }
