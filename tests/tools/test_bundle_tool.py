@@ -2,18 +2,24 @@
 """pvkit-bundle on real images: `check` accepts the example guest and refuses, in one line that
 starts with the file name, what the hypervisor would refuse; `create` writes bundles that the
 hypervisor's reader (bundle_readback, libhv compiled for the host) and an independent cpio reader
-below both read back as asked.
+below both read back as asked. bzImages are built here around the example guest, compressed with
+Python's gzip and lzma modules and the zstd command (Debian's zstd), and must be unwrapped to the
+guest's exact bytes or refused.
 
 Usage: test_bundle_tool.py [-v] --tool PVKIT-BUNDLE --readback BUNDLE_READBACK --guest HELLO.ELF
                            --hypervisor PVKIT-HV.ELF
 """
 import argparse
+import bz2
+import gzip
+import lzma
 import os
 import struct
 import subprocess
 import sys
 import tempfile
 import unittest
+import zlib
 
 ARGS = None
 
@@ -54,6 +60,47 @@ def elf_without_notes():
     load = struct.pack("<IIQQQQQQ", 1, 5, 0, 0x400000, 0x400000, 0x100, 0x100, 0x1000)
     body = header + load
     return body + bytes(0x100 - len(body))
+
+
+def compressed(data, compression):
+    """`data` compressed as Linux's build compresses vmlinux (scripts/Makefile.lib): gzip as it is,
+    the others followed by the uncompressed size in 4 little-endian bytes."""
+    if compression == "gzip":
+        return gzip.compress(data, mtime=0)
+    if compression == "xz":
+        stream = lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+    elif compression == "lzma":
+        stream = lzma.compress(data, format=lzma.FORMAT_ALONE)
+    elif compression == "zstd":
+        stream = subprocess.run(["zstd", "-q", "-c", "-19"], input=data, capture_output=True, check=True).stdout
+    elif compression == "bzip2":
+        stream = bz2.compress(data)
+    else:
+        raise ValueError(compression)
+    return stream + struct.pack("<I", len(data))
+
+
+def bzimage(payload, setup_sects=1, version=0x020F, payload_offset=None, payload_length=None):
+    """A bzImage laid out as Linux's build lays one out, reduced to what pvkit-bundle reads: the
+    boot sector with the setup header, setup_sects more sectors of setup (0 meaning 4), then the
+    protected-mode part: a stand-in for the decompressor, the payload, and a tail after it."""
+    setup = bytearray((setup_sects or 4) * 512 + 512)
+    setup[0x1F1] = setup_sects
+    setup[0x1FE:0x200] = b"\x55\xaa"
+    setup[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", setup, 0x206, version)
+    decompressor = b"\xcc" * 0x300
+    struct.pack_into("<II", setup, 0x248, len(decompressor) if payload_offset is None else payload_offset,
+                     len(payload) if payload_length is None else payload_length)
+    return bytes(setup) + decompressor + payload + b"\xcc" * 0x40
+
+
+def gzip_of_zeros(size):
+    """A gzip stream of `size` zero bytes, made without holding them."""
+    encoder = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = bytes(1 << 20)
+    parts = [encoder.compress(chunk) for _ in range(size >> 20)]
+    return b"".join(parts) + encoder.compress(bytes(size & ((1 << 20) - 1))) + encoder.flush()
 
 
 class ToolTest(unittest.TestCase):
@@ -147,6 +194,106 @@ class Check(ToolTest):
         self.assertIn("create OUT.cpio DOMAIN...", run("--help").stdout)
 
 
+class BzImage(ToolTest):
+    COMPRESSIONS = ("gzip", "xz", "lzma", "zstd")
+
+    def test_each_compression_is_unwrapped_to_the_elf(self):
+        guest = read_bytes(ARGS.guest)
+        plain = run("check", ARGS.guest)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        for compression in self.COMPRESSIONS:
+            with self.subTest(compression=compression):
+                payload = compressed(guest, compression)
+                path = self.file(f"hello-{compression}.bzImage", bzimage(payload))
+                result = run("check", path)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                lines = result.stdout.splitlines()
+                self.assertEqual(lines[0], f"{path}: ok, a Xen PV kernel that fits 16 MiB")
+                self.assertEqual(lines[1], f"  unwrapped from a bzImage: {compression} payload of "
+                                           f"{len(payload)} bytes, ELF of {len(guest)} bytes")
+                # The rest is what the ELF itself gives: notes, entry, layout.
+                self.assertEqual(lines[2:], plain.stdout.splitlines()[1:])
+
+    def test_four_setup_sectors_when_setup_sects_is_0(self):
+        path = self.file("hello.bzImage", bzimage(compressed(read_bytes(ARGS.guest), "gzip"), setup_sects=0))
+        result = run("check", path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("unwrapped from a bzImage: gzip payload", result.stdout)
+
+    def test_a_payload_outside_the_file(self):
+        payload = compressed(read_bytes(ARGS.guest), "gzip")
+        image = bzimage(payload, payload_offset=1 << 20)
+        path = self.file("beyond.bzImage", image)
+        self.refused(run("check", path), path, f"a bzImage whose payload ({len(payload)} bytes at offset "
+                     f"{1024 + (1 << 20)}) lies outside the file ({len(image)} bytes)")
+        longer = self.file("longer.bzImage", bzimage(payload, payload_length=len(payload) + 0x41))
+        self.refused(run("check", longer), longer, "lies outside the file")
+        fits = self.file("fits.bzImage", bzimage(payload, payload_length=len(payload) + 0x40))
+        self.assertEqual(run("check", fits).returncode, 0)
+
+    def test_a_boot_protocol_without_payload_fields(self):
+        path = self.file("old.bzImage", bzimage(compressed(read_bytes(ARGS.guest), "gzip"), version=0x0206))
+        self.refused(run("check", path), path,
+                     "a bzImage of boot protocol 2.06, which does not say where its payload is")
+        short = self.file("short.bzImage", bzimage(b"")[:0x24c])
+        self.refused(run("check", short), short, "a bzImage that ends inside its setup header")
+
+    def test_compressions_that_are_not_unwrapped(self):
+        guest = read_bytes(ARGS.guest)
+        for compression, payload in [("bzip2", compressed(guest, "bzip2")),
+                                     ("lz4", bytes([0x02, 0x21, 0x4C, 0x18]) + bytes(100)),
+                                     ("lzo", bytes([0x89, 0x4C, 0x5A, 0x4F, 0x00, 0x0D, 0x0A]) + bytes(100))]:
+            with self.subTest(compression=compression):
+                path = self.file(f"hello-{compression}.bzImage", bzimage(payload))
+                self.refused(run("check", path), path,
+                             f"a bzImage compressed with {compression}, which pvkit-bundle cannot unwrap")
+        path = self.file("unknown.bzImage", bzimage(b"\x00\x01\x02\x03 no known magic"))
+        self.refused(run("check", path), path,
+                     "in no compression format pvkit-bundle knows (it starts 00 01 02 03")
+
+    def test_a_truncated_payload(self):
+        guest = read_bytes(ARGS.guest)
+        for compression in self.COMPRESSIONS:
+            for keep in (0.5, 0.95):
+                with self.subTest(compression=compression, keep=keep):
+                    payload = compressed(guest, compression)
+                    path = self.file(f"cut-{compression}.bzImage", bzimage(payload[:int(len(payload) * keep)]))
+                    self.refused(run("check", path), path, f"a bzImage whose {compression} payload is truncated")
+
+    def test_a_corrupt_payload(self):
+        guest = read_bytes(ARGS.guest)
+        # lzma-alone has no check: a changed byte may decode to other bytes without an error.
+        for compression in ("gzip", "xz", "zstd"):
+            with self.subTest(compression=compression):
+                payload = bytearray(compressed(guest, compression))
+                middle = len(payload) // 2
+                payload[middle:middle + 8] = bytes(b ^ 0x55 for b in payload[middle:middle + 8])
+                path = self.file(f"bad-{compression}.bzImage", bzimage(bytes(payload)))
+                self.refused(run("check", path), path, f"a bzImage whose {compression} payload is corrupt: ")
+
+    def test_a_payload_that_is_not_elf(self):
+        for compression in self.COMPRESSIONS:
+            with self.subTest(compression=compression):
+                payload = compressed(b"no ELF here\n" * 100, compression)
+                path = self.file(f"text-{compression}.bzImage", bzimage(payload))
+                self.refused(run("check", path), path,
+                             f"a bzImage whose {compression} payload is not an ELF file once decompressed "
+                             "(it starts 6e 6f 20 45 4c 46 20 68)")
+
+    def test_an_elf_inside_that_is_not_a_pv_kernel(self):
+        path = self.file("plain.bzImage", bzimage(compressed(elf_without_notes(), "xz")))
+        self.refused(run("check", path), path, "not a kernel the hypervisor can load (the ELF unwrapped from "
+                     "this bzImage's xz payload): no Xen ELF notes")
+
+    def test_at_most_256_mib_are_decompressed(self):
+        limit = 256 << 20
+        path = self.file("zeros.bzImage", bzimage(gzip_of_zeros(limit)))
+        self.refused(run("check", path), path,
+                     "gzip payload is not an ELF file once decompressed (it starts 00 00")
+        path = self.file("bomb.bzImage", bzimage(gzip_of_zeros(limit + 1)))
+        self.refused(run("check", path), path, "a bzImage whose gzip payload decompresses to more than 256 MiB")
+
+
 class Create(ToolTest):
     def readback(self, bundle):
         result = subprocess.run([ARGS.readback, bundle], capture_output=True, text=True, timeout=60)
@@ -218,6 +365,27 @@ class Create(ToolTest):
         run("create", again, ARGS.guest, "--name", "first", "--mem", 8, "--ramdisk", ramdisk,
             "--cmdline", cmdline, ARGS.guest, "--config", config, ARGS.guest, "--name", "dom0", "--privileged")
         self.assertEqual(read_bytes(again), archive)
+
+    def test_a_bzimage_is_stored_as_its_elf(self):
+        guest = read_bytes(ARGS.guest)
+        wrapped = self.file("hello.bzImage", bzimage(compressed(guest, "zstd")))
+        out = os.path.join(self.dir, "bundle.cpio")
+        result = run("create", out, wrapped, "--ramdisk", wrapped, ARGS.guest, "--name", "plain")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        archive = read_bytes(out)
+        domains = self.readback(out)
+        self.assertEqual([d["name"] for d in domains], ["hello", "plain"])
+        self.assertEqual(domains[0]["kernel"].partition("@")[0], "images/hello.bzImage")
+        self.assertEqual(self.file_at(archive, domains[0]["kernel"]), guest)
+        self.assertEqual(self.file_at(archive, domains[1]["kernel"]), guest)
+        # A ramdisk is stored as it is, even when the same file is a kernel too.
+        self.assertEqual(domains[0]["ramdisk"].partition("@")[0], "images/1-hello.bzImage")
+        self.assertEqual(self.file_at(archive, domains[0]["ramdisk"]), read_bytes(wrapped))
+
+        truncated = self.file("cut.bzImage", bzimage(compressed(guest, "xz")[:200]))
+        out = os.path.join(self.dir, "refused.cpio")
+        self.refused(run("create", out, ARGS.guest, truncated), truncated, "xz payload is truncated")
+        self.assertFalse(os.path.exists(out))
 
     def test_nothing_is_written_when_a_domain_is_refused(self):
         out = os.path.join(self.dir, "bundle.cpio")

@@ -1,7 +1,8 @@
-// Checking a domain before boot, with the code the hypervisor runs: parse_image on the kernel,
-// then plan() with the domain's memory, ramdisk, command line and privilege. A refusal names the
-// file and says why in the words of describe(); for the two refusals a user can fix from the
-// command line (too little memory, a feature only a privileged domain gets) it also says how.
+// Checking a domain before boot, with the code the hypervisor runs: parse_image on the kernel (on
+// the ELF inside it, for a bzImage), then plan() with the domain's memory, ramdisk, command line
+// and privilege. A refusal names the file and says why in the words of describe(); for the two
+// refusals a user can fix from the command line (too little memory, a feature only a privileged
+// domain gets) it also says how.
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -62,6 +63,14 @@ std::uint64_t least_memory_mib(const DomainSpec& domain, const CheckedDomain& ch
     return 0;
 }
 
+// Names the bzImage's payload in messages about the ELF taken out of it.
+std::string unwrapped_from(const CheckedDomain& checked) {
+    if (!checked.bzimage)
+        return "";
+    const std::string_view compression = compression_name(checked.bzimage->compression);
+    return " (the ELF unwrapped from this bzImage's " + std::string(compression) + " payload)";
+}
+
 }  // namespace
 
 Bytes read_file(const std::filesystem::path& path) {
@@ -83,10 +92,12 @@ CheckedDomain check_domain(const DomainSpec& domain) {
     const std::string file = domain.kernel.string();
     CheckedDomain checked;
     checked.kernel_bytes = read_file(domain.kernel);
+    checked.bzimage = unwrap_bzimage(domain.kernel, checked.kernel_bytes);
     if (!domain.ramdisk.empty())
         checked.ramdisk_bytes = read_file(domain.ramdisk);
     if (const auto error = builder::parse_image(checked.kernel_bytes, checked.image); error != builder::ImageError::none)
-        throw Refusal(file + ": not a kernel the hypervisor can load: " + std::string(builder::describe(error)));
+        throw Refusal(file + ": not a kernel the hypervisor can load" + unwrapped_from(checked) + ": " +
+                      std::string(builder::describe(error)));
 
     const std::uint64_t pages = domain.memory_mib * 256;
     const auto error = builder::plan(checked.image, options_for(domain, checked.ramdisk_bytes, pages), domain.privileged,
@@ -114,6 +125,9 @@ std::string describe_checked(const DomainSpec& domain, const CheckedDomain& chec
     std::ostringstream out;
     out << domain.kernel.string() << ": ok, a Xen PV kernel that fits " << domain.memory_mib << " MiB"
         << (domain.privileged ? " (privileged)" : "") << "\n";
+    if (checked.bzimage)
+        out << "  unwrapped from a bzImage: " << compression_name(checked.bzimage->compression) << " payload of "
+            << checked.bzimage->compressed_bytes << " bytes, ELF of " << checked.kernel_bytes.size() << " bytes\n";
     out << "  notes: GUEST_OS \"" << notes.guest_os << "\", GUEST_VERSION \"" << notes.guest_version
         << "\", XEN_VERSION \"" << notes.xen_version << "\", LOADER \"" << notes.loader << "\"\n";
     out << "  features: supported " << feature_names(notes.supported_features) << "; required "

@@ -25,11 +25,12 @@ check: reads KERNEL as the hypervisor will (its Xen ELF notes), plans a domain o
   (default 16) with that ramdisk and command line, and prints the notes, the entry and the
   start-of-day layout. A refusal is one line on stderr starting with the file name: a missing or
   unreadable file, not an ELF file, no Xen notes, a feature the domain would lack, too little
-  memory (with the least that would do).
+  memory (with the least that would do). A KERNEL may be an ELF image or a Linux bzImage,
+  whose vmlinux ELF (compressed with gzip, xz, lzma or zstd) is unwrapped and used instead.
 
 create: checks every domain as `check` does, then writes OUT.cpio, a boot bundle with
-  domains/<n>.cfg for each DOMAIN in the order given (n = 0, 1, ...), the kernels and ramdisks
-  under images/. Nothing is written if any domain is refused. A DOMAIN is either
+  domains/<n>.cfg for each DOMAIN in the order given (n = 0, 1, ...), the kernels (as ELF
+  images) and ramdisks under images/. Nothing is written if any domain is refused. A DOMAIN is either
     --config FILE.cfg
         an xl.cfg-style file (name, kernel, ramdisk, cmdline, memory, vcpus, on_poweroff,
         on_reboot, on_crash, type, privileged); its kernel and ramdisk paths are taken relative to
@@ -119,30 +120,38 @@ int check_command(const std::vector<std::string>& args) {
     return 0;
 }
 
-// The bundle's name for a host file: images/<file name>, made unique with a number when two
-// different files share a name. The same file given twice is stored once.
-class ImageNames {
+// The bundle's files: each host file under images/<file name>, made unique with a number when
+// two different files share a name. A file is stored with the bytes that were checked (for a
+// bzImage kernel, the ELF unwrapped from it), and the same bytes from the same file once.
+class BundleImages {
 public:
-    std::string name_for(const std::filesystem::path& file) {
+    std::string name_for(const std::filesystem::path& file, const Bytes& contents) {
         std::error_code ec;
         const std::filesystem::path key = std::filesystem::weakly_canonical(file, ec);
         const std::string id = ec ? file.string() : key.string();
-        if (const auto found = by_file_.find(id); found != by_file_.end())
-            return found->second;
+        for (const Image& image : images_)
+            if (image.id == id && image.contents == contents)
+                return image.name;
         std::string name = "images/" + file.filename().string();
         for (unsigned n = 1; taken_.count(name) != 0; ++n)
             name = "images/" + std::to_string(n) + "-" + file.filename().string();
         taken_.insert(name);
-        by_file_[id] = name;
-        order_.push_back({name, file});
+        images_.push_back({id, name, contents});
         return name;
     }
-    const std::vector<std::pair<std::string, std::filesystem::path>>& files() const { return order_; }
+    void add_to(CpioWriter& archive) const {
+        for (const Image& image : images_)
+            archive.add_file(image.name, image.contents);
+    }
 
 private:
-    std::map<std::string, std::string> by_file_;
+    struct Image {
+        std::string id;  // the file's canonical path
+        std::string name;
+        Bytes contents;
+    };
+    std::vector<Image> images_;
     std::set<std::string> taken_;
-    std::vector<std::pair<std::string, std::filesystem::path>> order_;
 };
 
 // Parses the configuration just generated, as the hypervisor will: a name that breaks the
@@ -191,7 +200,7 @@ int create_command(const std::vector<std::string>& args) {
     if (domains.size() > builder::max_bundle_domains)
         throw Refusal(out.string() + ": more than " + std::to_string(builder::max_bundle_domains) + " domains");
 
-    ImageNames images;
+    BundleImages images;
     CpioWriter archive;
     archive.add_directory("domains");
     std::vector<std::pair<std::string, std::string>> configs;  // archive path, text
@@ -199,9 +208,10 @@ int create_command(const std::vector<std::string>& args) {
     std::string report;  // printed once the bundle is written
     for (std::size_t n = 0; n < domains.size(); ++n) {
         const DomainSpec& domain = domains[n];
-        check_domain(domain);
-        const std::string kernel_path = images.name_for(domain.kernel);
-        const std::string ramdisk_path = domain.ramdisk.empty() ? "" : images.name_for(domain.ramdisk);
+        const CheckedDomain checked = check_domain(domain);
+        const std::string kernel_path = images.name_for(domain.kernel, checked.kernel_bytes);
+        const std::string ramdisk_path =
+            domain.ramdisk.empty() ? "" : images.name_for(domain.ramdisk, checked.ramdisk_bytes);
         const std::string text = config_text(domain, kernel_path, ramdisk_path);
         check_generated(text, domain);
         if (const auto [earlier, fresh] = names.emplace(domain.name, n); !fresh)
@@ -216,8 +226,7 @@ int create_command(const std::vector<std::string>& args) {
         archive.add_file(path, Bytes(reinterpret_cast<const std::byte*>(text.data()),
                                      reinterpret_cast<const std::byte*>(text.data() + text.size())));
     archive.add_directory("images");
-    for (const auto& [name, file] : images.files())
-        archive.add_file(name, read_file(file));
+    images.add_to(archive);
     const Bytes bytes = archive.finish();
 
     // What the hypervisor will read: a bundle this reader refuses is a bug here, not a user's error.
