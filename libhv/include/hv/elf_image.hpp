@@ -33,7 +33,7 @@ enum class ImageError : std::uint8_t {
     no_loadable_segment,
     too_many_segments,    // more than max_segments PT_LOADs
     bad_note,             // a note whose sizes run past its segment or section, more than
-                          // max_notes notes, or a Xen note of the wrong size or without its NUL
+                          // max_notes notes, or a Xen note of the wrong size or an empty string
     no_xen_notes,         // not a Xen PV kernel (or one with only the legacy __xen_guest section)
     bad_features,         // an unknown feature name marked required ('!') in XEN_ELFNOTE_FEATURES
                           // (an unknown name without '!' is ignored, as libelf does)

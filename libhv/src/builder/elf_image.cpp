@@ -119,11 +119,12 @@ std::optional<std::uint64_t> numeric_value(std::span<const std::byte> desc) {
     return value;
 }
 
-// A string note: its bytes up to the first NUL, which must lie inside the descriptor.
+// A string note: its bytes up to the first NUL, or all of them when the descriptor has none, as
+// Linux's FEATURES note (its NUL falls in the padding; libelf reads on to it). Empty: refused.
 std::optional<std::string_view> string_value(std::span<const std::byte> desc) {
-    const auto nul = std::find(desc.begin(), desc.end(), std::byte{0});
-    if (nul == desc.end())
+    if (desc.empty())
         return std::nullopt;
+    const auto nul = std::find(desc.begin(), desc.end(), std::byte{0});
     return std::string_view{reinterpret_cast<const char*>(desc.data()),
                             static_cast<std::size_t>(nul - desc.begin())};
 }
