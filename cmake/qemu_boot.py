@@ -23,13 +23,14 @@ MACHINE = ["-M", "microvm", "-accel", "tcg", "-cpu", "max"]
 DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
 
 
-def qemu_command(qemu, options):
-    command = [qemu, *MACHINE, "-m", options.memory, "-nodefaults", "-display", "none", "-no-reboot",
-               "-serial", "stdio", *DEBUG_EXIT, "-kernel", options.image]
-    if options.append:
-        command += ["-append", options.append]
-    if options.initrd:
-        command += ["-initrd", options.initrd]
+def qemu_command(qemu, image, memory="128M", append="", initrd=""):
+    """The QEMU command line that boots image (tests/bench/boot_time.py uses it too)."""
+    command = [qemu, *MACHINE, "-m", memory, "-nodefaults", "-display", "none", "-no-reboot",
+               "-serial", "stdio", *DEBUG_EXIT, "-kernel", image]
+    if append:
+        command += ["-append", append]
+    if initrd:
+        command += ["-initrd", initrd]
     return command
 
 
@@ -112,7 +113,7 @@ def main(argv):
         print(f"qemu_boot: no image at {options.image}", file=sys.stderr)
         return 2
     checking = bool(options.expect) or options.status is not None
-    command = qemu_command(qemu, options)
+    command = qemu_command(qemu, options.image, options.memory, options.append, options.initrd)
     if checking:
         print("$ " + " ".join(command))
     lines, qemu_status, seconds = run(command, options.timeout, echo=True)

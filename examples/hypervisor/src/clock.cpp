@@ -10,12 +10,20 @@ namespace {
 constexpr std::uint64_t pit_hz = 1'193'182;
 constexpr std::uint16_t pit_channel0 = 0x40, pit_command = 0x43;
 constexpr std::uint16_t pic1_command = 0x20, pic1_data = 0x21, pic2_command = 0xA0, pic2_data = 0xA1;
-// The PIT counts this many ticks (about 5 ms) while the TSC is calibrated against it.
+// The PIT counts at least this many ticks (about 5 ms) while the TSC is calibrated against it.
 constexpr std::uint16_t calibration_ticks = 6000;
 
 std::uint64_t frequency;
 Scale tsc_scale;
 std::uint64_t start;
+
+// Where the calibration started: channel 0's count and the TSC, read in that order (as at its
+// end, so the time between the two reads cancels out).
+struct CalibrationStart {
+    std::uint16_t count;
+    std::uint64_t tsc;
+};
+CalibrationStart calibration;
 
 std::uint16_t read_channel0() {
     cpu::outb(pit_command, 0x00);  // latch channel 0
@@ -29,22 +37,47 @@ void start_channel0(std::uint16_t count) {
     cpu::outb(pit_channel0, static_cast<std::uint8_t>(count >> 8));
 }
 
-std::uint64_t calibrate() {
-    if (cpu::cpuid(0).eax >= 0x15) {
-        // Leaf 0x15: TSC / crystal = ebx / eax, crystal frequency in ecx.
-        const cpu::CpuidLeaf tsc = cpu::cpuid(0x15);
-        if (tsc.eax != 0 && tsc.ebx != 0 && tsc.ecx != 0)
-            return std::uint64_t{tsc.ecx} * tsc.ebx / tsc.eax;
-    }
+// Leaf 0x15: TSC / crystal = ebx / eax, crystal frequency in ecx; 0 where the CPU does not say.
+std::uint64_t frequency_from_cpuid() {
+    if (cpu::cpuid(0).eax < 0x15)
+        return 0;
+    const cpu::CpuidLeaf tsc = cpu::cpuid(0x15);
+    if (tsc.eax == 0 || tsc.ebx == 0 || tsc.ecx == 0)
+        return 0;
+    return std::uint64_t{tsc.ecx} * tsc.ebx / tsc.eax;
+}
+
+void start_calibration() {
     start_channel0(0xFFFF);
-    const std::uint16_t first = read_channel0();
-    const std::uint64_t tsc_first = cpu::read_tsc();
-    std::uint16_t now;
-    do {
-        now = read_channel0();
-    } while (static_cast<std::uint16_t>(first - now) < calibration_ticks);
-    const std::uint64_t tsc_last = cpu::read_tsc();
-    return (tsc_last - tsc_first) * pit_hz / static_cast<std::uint16_t>(first - now);
+    const std::uint16_t count = read_channel0();
+    calibration = {count, cpu::read_tsc()};
+}
+
+// A one-shot (mode 0) count raises channel 0's OUT when it reaches zero and keeps counting down
+// from 0xFFFF: OUT still low means the count has not wrapped.
+bool channel0_reached_zero() {
+    cpu::outb(pit_command, 0xE2);  // read-back: latch channel 0's status (not its count)
+    return (cpu::inb(pit_channel0) & 0x80) != 0;
+}
+
+// The calibration has run since start_calibration, for as long as the boot took meanwhile: wait
+// out what is left of calibration_ticks. After 0xFFFF ticks (55 ms) the count has wrapped and
+// says nothing: start again and wait the whole interval. The TSC is read beside each count, in
+// the loop: read after it, under QEMU's TCG, it waits for the code after the loop to be
+// translated, which added 1-3% to the frequency.
+std::uint64_t finish_calibration() {
+    for (;;) {
+        std::uint16_t now, elapsed;
+        std::uint64_t tsc_now;
+        do {
+            now = read_channel0();
+            tsc_now = cpu::read_tsc();
+            elapsed = static_cast<std::uint16_t>(calibration.count - now);
+        } while (elapsed < calibration_ticks);
+        if (!channel0_reached_zero())
+            return (tsc_now - calibration.tsc) * pit_hz / elapsed;
+        start_calibration();
+    }
 }
 
 // Xen's scale: mul / 2^32 nanoseconds per (TSC tick shifted by shift).
@@ -83,7 +116,14 @@ void init() {
     cpu::outb(pic1_data, 0xFF);
     cpu::outb(pic2_data, 0xFF);
 
-    frequency = calibrate();
+    frequency = frequency_from_cpuid();
+    if (frequency == 0)
+        start_calibration();
+}
+
+void wait_for_calibration() {
+    if (frequency == 0)
+        frequency = finish_calibration();
     tsc_scale = scale_for(frequency);
     start = cpu::read_tsc();
     cpu::outb(pic1_data, 0xFE);  // IRQ0 only

@@ -15,12 +15,15 @@ struct Scale {
     std::int8_t shift;
 };
 
-// Calibrates the TSC and routes the PIT's interrupt to timer_vector (masked until armed).
+// Routes the PIT's interrupt to timer_vector (masked until armed) and starts calibrating the TSC
+// against the PIT, which goes on while the boot does other work (about 5 ms are needed).
 void init();
+// Ends the calibration, waiting out what is left of it. Every function below needs it done.
+void wait_for_calibration();
 std::uint64_t tsc_hz();
 Scale scale();
 std::uint64_t boot_tsc();
-// Nanoseconds since init().
+// Nanoseconds since wait_for_calibration().
 std::uint64_t now_ns();
 // One interrupt at about system time `deadline_ns` (at once if it has passed); the PIT reaches at
 // most ~55 ms ahead, so a later deadline gets an early interrupt and is armed again.

@@ -299,10 +299,9 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     console.init();
     console.write("pvkit hypervisor 0.1 (Xen x86-64 PV ABI subset)\n");
     load_cpu_tables();
+    // The PIT counts for the TSC's calibration while memory is taken over and the initrd read,
+    // work that takes about as long as the calibration needs.
     clock::init();
-    console.write("clock: TSC at ");
-    console.write_decimal(clock::tsc_hz() / 1'000'000);
-    console.write(" MHz\n");
 
     // entry.S already checked the magic; the pointer is still the loader's word.
     const auto* info = phys_to_virt<const abi::hvm_start_info>(hvm_start_info_paddr);
@@ -319,21 +318,29 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     static DirectMap direct_map;
     hv::mm::FrameTable* frames = survey_memory(*info, memory) ? take_over_memory(memory, direct_map) : nullptr;
     const auto loaded = modules(*info);
+    hv::builder::BundledDomain wanted;
+    bool domain_wanted = false;
     if (frames != nullptr && !loaded.empty()) {
+        const auto* initrd = phys_to_virt<const std::byte>(loaded[0].paddr, loaded[0].size);
+        if (initrd == nullptr)
+            console.write("the initrd lies outside the boot window\n");
+        else
+            domain_wanted = read_initrd({initrd, loaded[0].size}, wanted);
+    }
+
+    clock::wait_for_calibration();
+    console.write("clock: TSC at ");
+    console.write_decimal(clock::tsc_hz() / 1'000'000);
+    console.write(" MHz\n");
+
+    if (domain_wanted) {
         static hv::mm::PageTables tables{*frames};
         static Host host{console};
         static hv::domain::Domains domains{tables, host};
-        const auto* initrd = phys_to_virt<const std::byte>(loaded[0].paddr, loaded[0].size);
-        hv::builder::BundledDomain wanted;
         hv::builder::Built built;
-        hv::domain::Domain* domain = nullptr;
-        if (initrd == nullptr)
-            console.write("the initrd lies outside the boot window\n");
-        else if (read_initrd({initrd, loaded[0].size}, wanted))
-            domain = build_first_domain(wanted, domains, built);
-        if (domain != nullptr)
+        if (hv::domain::Domain* domain = build_first_domain(wanted, domains, built))
             run_domain(domains, *domain, built.registers);
-    } else if (frames != nullptr) {
+    } else if (frames != nullptr && loaded.empty()) {
         console.write("no domain: give a boot bundle or a kernel image as the initrd\n");
     }
 
