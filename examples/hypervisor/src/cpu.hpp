@@ -2,6 +2,7 @@
 // The privileged instructions the hypervisor uses, as inline functions: one definition of each.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 namespace hypervisor::cpu {
@@ -55,6 +56,27 @@ inline std::uint64_t read_cr3() {
 }
 
 inline void write_cr3(std::uint64_t value) { asm volatile("mov %0, %%cr3" : : "r"(value) : "memory"); }
+
+// CR0.TS: the next FPU or SSE instruction raises #NM while it is set.
+inline void set_task_switched(bool set) {
+    if (set)
+        asm volatile("mov %%cr0, %%rax; or $8, %%rax; mov %%rax, %%cr0" : : : "rax", "memory");
+    else
+        asm volatile("clts" : : : "memory");
+}
+
+// The debug registers: addresses DR0-DR3, status DR6, control DR7.
+inline void write_debug_addresses(const std::array<std::uint64_t, 4>& address) {
+    asm volatile("mov %0, %%db0; mov %1, %%db1; mov %2, %%db2; mov %3, %%db3"
+                 : : "r"(address[0]), "r"(address[1]), "r"(address[2]), "r"(address[3]));
+}
+inline void write_debug_control(std::uint64_t value) { asm volatile("mov %0, %%db7" : : "r"(value)); }
+inline std::uint64_t read_debug_status() {
+    std::uint64_t value;
+    asm volatile("mov %%db6, %0" : "=r"(value));
+    return value;
+}
+inline void write_debug_status(std::uint64_t value) { asm volatile("mov %0, %%db6" : : "r"(value)); }
 
 // Interrupts off, then hlt in a loop: an NMI or SMI can still wake hlt.
 [[noreturn]] inline void halt_forever() {

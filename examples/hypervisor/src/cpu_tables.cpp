@@ -78,7 +78,7 @@ constexpr std::uint32_t msr_cstar = 0xC000'0083;
 constexpr std::uint32_t msr_sfmask = 0xC000'0084;
 
 constexpr std::uint64_t cr0_mp = 1 << 1, cr0_em = 1 << 2, cr0_ne = 1 << 5;
-constexpr std::uint64_t cr4_osfxsr = 1 << 9, cr4_osxmmexcpt = 1 << 10, cr4_smep = 1 << 20, cr4_smap = 1 << 21;
+constexpr std::uint64_t cr4_osfxsr = 1 << 9, cr4_osxmmexcpt = 1 << 10, cr4_smep = 1 << 20;
 // Cleared on syscall: interrupts (until the entry stack is ours), single-step, direction,
 // nested task, alignment check.
 constexpr std::uint64_t syscall_flag_mask = 0x200 | 0x100 | 0x400 | 0x4000 | 0x40000;
@@ -138,8 +138,11 @@ void load_cpu_tables() {
     cpu::write_msr(msr_cstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
     cpu::write_msr(msr_sfmask, syscall_flag_mask);
 
-    // SSE for guests (the hypervisor itself uses general registers only); SMEP and SMAP where the
-    // CPU has them, so that ring 0 never runs or reads a guest's (user) page by mistake.
+    // SSE for guests (the hypervisor itself uses general registers only); SMEP where the CPU has
+    // it, so that ring 0 never runs a guest's (user) page by mistake. Not SMAP: QEMU 7.2's TCG
+    // pops the frame of a guest's own iretq (Linux's sync_core) with supervisor accesses even at
+    // CPL 3, which SMAP turns into a page fault; the hypervisor reads guest memory only through
+    // its direct map anyway.
     std::uint64_t cr0, cr4;
     asm volatile("mov %%cr0, %0; mov %%cr4, %1" : "=r"(cr0), "=r"(cr4));
     cr0 = (cr0 & ~cr0_em) | cr0_mp | cr0_ne;
@@ -148,8 +151,6 @@ void load_cpu_tables() {
         const std::uint32_t features = cpu::cpuid(7).ebx;
         if (features & (1u << 7))
             cr4 |= cr4_smep;
-        if (features & (1u << 20))
-            cr4 |= cr4_smap;
     }
     asm volatile("mov %0, %%cr0; mov %1, %%cr4" : : "r"(cr0), "r"(cr4) : "memory");
 }

@@ -111,6 +111,13 @@ public:
     }
     long set_timer_op(hv::domain::HypercallCaller&, const hv::hypercall_args::set_timer_op& args);
     long set_segment_base(hv::domain::HypercallCaller&, const hv::hypercall_args::set_segment_base& args);
+    long fpu_taskswitch(hv::domain::HypercallCaller&, const hv::hypercall_args::fpu_taskswitch& args) {
+        return hv::pv::fpu_taskswitch(pv, args);  // the CPU's TS follows on the way back
+    }
+    long set_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::set_debugreg& args);
+    long get_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::get_debugreg& args) {
+        return hv::pv::get_debugreg(pv, args);
+    }
 
     hv::pv::PvVcpu pv;
     hv::pv::SegmentBases bases;
@@ -209,8 +216,17 @@ void ensure_enterable(const GuestFrame& frame) {
         crash("its registers cannot be returned to (cs, ss or rip)");
 }
 
-// On every way back to the guest: an event pending and unmasked enters its event callback, and
-// the registers are checked.
+// The guest's CR0.TS in the CPU (fpu_taskswitch sets it, delivering #NM clears it).
+void load_task_switched() {
+    static bool in_cpu = false;
+    const bool wanted = running.handlers->pv.fpu_task_switched;
+    if (wanted != in_cpu)
+        cpu::set_task_switched(wanted);
+    in_cpu = wanted;
+}
+
+// On every way back to the guest: an event pending and unmasked enters its event callback, the
+// guest's TS is in the CPU, and the registers are checked.
 void deliver_pending_event(GuestFrame& frame) {
     // Tables whose last use went are devalidated before the guest runs again (PageTables::drain).
     running.domains->page_tables().drain(running.domain->memory, UINT32_MAX);
@@ -223,6 +239,7 @@ void deliver_pending_event(GuestFrame& frame) {
         if (delivered->mode_changed)
             load_mode_page_tables();
     }
+    load_task_switched();
     ensure_enterable(frame);
 }
 
@@ -263,6 +280,16 @@ long HypervisorCalls::set_segment_base(hv::domain::HypercallCaller&,
     return result;
 }
 
+long HypervisorCalls::set_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::set_debugreg& args) {
+    const long result = hv::pv::set_debugreg(pv, args);
+    if (result == 0) {
+        // One vCPU: its breakpoints stay in the CPU (the hypervisor sets none of its own).
+        cpu::write_debug_addresses(pv.debug.address);
+        cpu::write_debug_control(pv.debug.control);
+    }
+    return result;
+}
+
 long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&) {
     hv::pv::GuestRegisters registers = registers_of(*frame);
     const bool has_user_base = caller.domain.storage.vcpu_memory[0].user_base.has_value();
@@ -291,7 +318,7 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
 // tables, emulation of a privileged instruction, else a bounce to the guest's own handler. False
 // when the fault is not handled that way (no handler, or no room for its frame).
 bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
-    constexpr std::uint8_t general_protection = 13, page_fault = 14;
+    constexpr std::uint8_t debug = 1, general_protection = 13, page_fault = 14;
     HypervisorCalls& calls = *running.handlers;
     const auto vector = static_cast<std::uint8_t>(frame.vector);
     const auto error_code = static_cast<std::uint32_t>(frame.error_code);
@@ -308,6 +335,10 @@ bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
                 hv::pv::bounce_software_interrupt(calls.pv, vcpu_info(), current_space, kernel_space, registers,
                                                   error_code))
             return interrupt->outcome == hv::pv::Bounce::delivered && resume(interrupt->mode_changed);
+    }
+    if (vector == debug) {
+        hv::pv::record_debug_exception(calls.pv, cpu::read_debug_status());
+        cpu::write_debug_status(hv::pv::DebugRegisters::status_default);
     }
     if (vector == page_fault) {
         static NeverPreempt preemption;

@@ -42,6 +42,16 @@ inline std::uint64_t& register_by_number(GuestRegisters& registers, unsigned num
     return *table[number & 15];
 }
 
+// A vCPU's debug registers as the guest set them (set_debugreg); the platform loads DR0-DR3 and
+// DR7 into the CPU while the vCPU runs.
+struct DebugRegisters {
+    static constexpr std::uint64_t status_default = 0xFFFF'0FF0;  // DR6 with no event recorded
+    static constexpr std::uint64_t control_default = 0x400;       // DR7 with nothing enabled
+    std::array<std::uint64_t, 4> address{};
+    std::uint64_t status = status_default;
+    std::uint64_t control = control_default;
+};
+
 // What the trap layer keeps of one vCPU.
 struct PvVcpu {
     std::array<abi::trap_info, 256> traps{};  // by vector; address 0: no handler
@@ -57,6 +67,8 @@ struct PvVcpu {
     std::uint64_t nmi_callback = 0;
     bool failsafe_masks_events = false;       // CALLBACKF_mask_events
     bool syscall_masks_events = false;
+    bool fpu_task_switched = false;           // the guest's CR0.TS (fpu_taskswitch)
+    DebugRegisters debug;
 };
 
 // Xen's flat selectors for a 64-bit guest kernel, as the CPU sees them (RPL 3).
@@ -111,6 +123,20 @@ BounceResult bounce_user_syscall(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory
 std::optional<BounceResult> bounce_software_interrupt(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& code,
                                                       GuestMemory& memory, GuestRegisters& registers,
                                                       std::uint32_t gp_error_code);
+
+// fpu_taskswitch(set): the guest's CR0.TS, which the platform keeps in the CPU while the vCPU runs,
+// so that the guest's next FPU or SSE instruction raises #NM. Delivering that #NM clears it again
+// (bounce_exception), as Xen does: the guest's handler finds the FPU usable.
+long fpu_taskswitch(PvVcpu& vcpu, const hypercall_args::fpu_taskswitch& args);
+
+// set_debugreg and get_debugreg, as Xen checks them: DR0-DR3 must name guest addresses (eperm);
+// DR6 and DR7 keep their reserved bits as the CPU has them; DR7 may not enable general detect or
+// an I/O breakpoint (eperm: a PV guest has no CR4.DE); DR4 and DR5 are DR6 and DR7; another
+// register is einval. get_debugreg returns the value.
+long set_debugreg(PvVcpu& vcpu, const hypercall_args::set_debugreg& args);
+long get_debugreg(const PvVcpu& vcpu, const hypercall_args::get_debugreg& args);
+// A #DB in the guest: the CPU's DR6 (`hardware_status`) is what get_debugreg(6) reports next.
+void record_debug_exception(PvVcpu& vcpu, std::uint64_t hardware_status);
 
 // set_callbacks(event, failsafe, syscall), and callback_op: CALLBACKOP_register (event, failsafe,
 // syscall, syscall32, sysenter, nmi; enosys for other types) and CALLBACKOP_unregister (only the

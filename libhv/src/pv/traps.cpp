@@ -12,6 +12,7 @@ constexpr unsigned saved_mask_shift = 32;
 constexpr std::uint8_t trap_masks_events = 4;  // trap_info.flags: run the handler with events masked
 constexpr std::uint8_t trap_dpl = 3;           // trap_info.flags: the least privileged ring `int n` may use
 constexpr std::uint8_t invalid_opcode = 6;
+constexpr std::uint8_t device_not_available = 7;
 constexpr std::uint8_t page_fault = 14;
 constexpr std::uint32_t page_fault_user = 1u << 2;
 
@@ -98,7 +99,82 @@ BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& m
         enter_handler(vcpu, info, memory, registers, handler.address, error_code, handler.flags & trap_masks_events);
     if (result.outcome == Bounce::delivered && vector == page_fault && error_code)
         info.arch.cr2 = cr2;
+    if (result.outcome == Bounce::delivered && vector == device_not_available)
+        vcpu.fpu_task_switched = false;
     return result;
+}
+
+long fpu_taskswitch(PvVcpu& vcpu, const hypercall_args::fpu_taskswitch& args) {
+    vcpu.fpu_task_switched = args.set != 0;
+    return 0;
+}
+
+namespace {
+
+constexpr std::uint64_t status_reserved_zero = 0xFFFF'FFFF'0000'1000;  // bits 12 and 32-63
+constexpr std::uint64_t control_reserved_zero = 0xFFFF'FFFF'0000'D800; // bits 11, 12, 14, 15, 32-63
+constexpr std::uint64_t control_general_detect = 1ull << 13;
+constexpr unsigned breakpoint_count = 4;
+constexpr unsigned io_breakpoint = 2;  // a DR7 R/W field of 10b
+
+bool enables_io_breakpoint(std::uint64_t control) {
+    for (unsigned i = 0; i < breakpoint_count; ++i) {
+        const bool enabled = ((control >> (2 * i)) & 3) != 0;
+        if (enabled && ((control >> (16 + 4 * i)) & 3) == io_breakpoint)
+            return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+long set_debugreg(PvVcpu& vcpu, const hypercall_args::set_debugreg& args) {
+    DebugRegisters& debug = vcpu.debug;
+    switch (args.reg) {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+        if (!is_guest_range(Vaddr{args.value}, 1))
+            return xen_errno(Errc::eperm);
+        debug.address[static_cast<unsigned>(args.reg)] = args.value;
+        return 0;
+    case 4:
+    case 6:
+        debug.status = (args.value & ~status_reserved_zero) | DebugRegisters::status_default;
+        return 0;
+    case 5:
+    case 7:
+        if ((args.value & control_general_detect) != 0 || enables_io_breakpoint(args.value))
+            return xen_errno(Errc::eperm);
+        debug.control = (args.value & ~control_reserved_zero) | DebugRegisters::control_default;
+        return 0;
+    default:
+        return xen_errno(Errc::einval);
+    }
+}
+
+long get_debugreg(const PvVcpu& vcpu, const hypercall_args::get_debugreg& args) {
+    const DebugRegisters& debug = vcpu.debug;
+    switch (args.reg) {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+        return static_cast<long>(debug.address[static_cast<unsigned>(args.reg)]);
+    case 4:
+    case 6:
+        return static_cast<long>(debug.status);
+    case 5:
+    case 7:
+        return static_cast<long>(debug.control);
+    default:
+        return xen_errno(Errc::einval);
+    }
+}
+
+void record_debug_exception(PvVcpu& vcpu, std::uint64_t hardware_status) {
+    vcpu.debug.status = (hardware_status & ~status_reserved_zero) | DebugRegisters::status_default;
 }
 
 BounceResult bounce_user_syscall(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers) {

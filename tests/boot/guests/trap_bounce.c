@@ -55,6 +55,21 @@ int pvk_main(const struct pvk_start_info *info)
                      "pf_resume:\n" ::: "rax", "memory");
     report_check(pf_count == 1, "#PF reached the handler once");
     report_check(pf_error == 0, "the error code of a kernel-mode read of an unmapped page is 0 (no user bit)");
+    /* A guest kernel's own iretq to its own ring, as Linux's sync_core does. */
+    uint64_t after_iretq;
+    __asm__ volatile("movq %%ss, %%rax\n"
+                     "pushq %%rax\n"
+                     "leaq 8(%%rsp), %%rax\n"
+                     "pushq %%rax\n"
+                     "pushfq\n"
+                     "movq %%cs, %%rax\n"
+                     "pushq %%rax\n"
+                     "leaq 1f(%%rip), %%rax\n"
+                     "pushq %%rax\n"
+                     "iretq\n"
+                     "1: leaq 1b(%%rip), %0\n"
+                     : "=r"(after_iretq) : : "rax", "memory");
+    report_check(after_iretq != 0 && pf_count == 1, "a native iretq to the kernel's own ring returns in place");
     report_text("trap_bounce: done\n");
     return report_failures();
 }

@@ -250,6 +250,50 @@ TEST_CASE_METHOD(TrapFixture, "int n: the trap table's DPL decides, the guest ke
     CHECK(result->outcome == Bounce::no_handler);
 }
 
+TEST_CASE_METHOD(TrapFixture, "fpu_taskswitch sets the guest's TS; delivering #NM clears it", "[pv][traps][fpu]") {
+    CHECK(fpu_taskswitch(vcpu, {1}) == 0);
+    CHECK(vcpu.fpu_task_switched);
+    GuestRegisters registers = interrupted();
+    CHECK(bounce_exception(vcpu, info, memory, registers, 7, std::nullopt, 0).outcome == Bounce::no_handler);
+    CHECK(vcpu.fpu_task_switched);  // not delivered: nothing changes
+    set_handler(7);
+    CHECK(bounce_exception(vcpu, info, memory, registers, 7, std::nullopt, 0).outcome == Bounce::delivered);
+    CHECK_FALSE(vcpu.fpu_task_switched);
+    CHECK(fpu_taskswitch(vcpu, {1}) == 0);
+    CHECK(fpu_taskswitch(vcpu, {0}) == 0);
+    CHECK_FALSE(vcpu.fpu_task_switched);
+}
+
+TEST_CASE_METHOD(TrapFixture, "debug registers: guest addresses, reserved bits, no general detect or I/O breakpoints",
+                 "[pv][traps][debug]") {
+    const long eperm = hv::xen_errno(hv::Errc::eperm), einval = hv::xen_errno(hv::Errc::einval);
+    CHECK(set_debugreg(vcpu, {0, 0xFFFF'FFFF'8000'1000}) == 0);
+    CHECK(set_debugreg(vcpu, {3, 0x7000}) == 0);
+    CHECK(get_debugreg(vcpu, {0}) == static_cast<long>(0xFFFF'FFFF'8000'1000));
+    CHECK(get_debugreg(vcpu, {3}) == 0x7000);
+    CHECK(set_debugreg(vcpu, {1, 0xFFFF'8300'0000'0000}) == eperm);  // the hypervisor's range
+    CHECK(set_debugreg(vcpu, {1, 0x0000'8000'0000'0000}) == eperm);  // not canonical
+    CHECK(get_debugreg(vcpu, {1}) == 0);
+
+    CHECK(get_debugreg(vcpu, {7}) == 0x400);
+    CHECK(set_debugreg(vcpu, {7, 0x000D'0001}) == 0);  // L0, write, 8 bytes
+    CHECK(get_debugreg(vcpu, {7}) == 0x000D'0401);
+    CHECK(get_debugreg(vcpu, {5}) == 0x000D'0401);    // DR5 is DR7
+    CHECK(set_debugreg(vcpu, {7, 0x2000}) == eperm);    // general detect
+    CHECK(set_debugreg(vcpu, {7, 0x0002'0001}) == eperm);  // an enabled I/O breakpoint
+    CHECK(set_debugreg(vcpu, {7, 0x0002'0000}) == 0);      // a disabled one is only bits
+    CHECK(set_debugreg(vcpu, {7, 0xFFFF'FFFF'0000'D800}) == 0);
+    CHECK(get_debugreg(vcpu, {7}) == 0x400);           // reserved bits as the CPU keeps them
+
+    CHECK(get_debugreg(vcpu, {6}) == 0xFFFF'0FF0);
+    CHECK(set_debugreg(vcpu, {6, 0}) == 0);
+    CHECK(get_debugreg(vcpu, {4}) == 0xFFFF'0FF0);
+    record_debug_exception(vcpu, 0xFFFF'4FF1);         // BS and B0
+    CHECK(get_debugreg(vcpu, {6}) == 0xFFFF'4FF1);
+    CHECK(set_debugreg(vcpu, {8, 0}) == einval);
+    CHECK(get_debugreg(vcpu, {-1}) == einval);
+}
+
 TEST_CASE_METHOD(TrapFixture, "without a handler or a writable stack nothing changes", "[pv][traps][hostile]") {
     const GuestRegisters before = interrupted();
     GuestRegisters registers = before;
