@@ -57,6 +57,18 @@ inline std::uint64_t read_cr3() {
 
 inline void write_cr3(std::uint64_t value) { asm volatile("mov %0, %%cr3" : : "r"(value) : "memory"); }
 
+inline std::uint64_t read_cr0() {
+    std::uint64_t value;
+    asm volatile("mov %%cr0, %0" : "=r"(value));
+    return value;
+}
+
+inline std::uint64_t read_cr4() {
+    std::uint64_t value;
+    asm volatile("mov %%cr4, %0" : "=r"(value));
+    return value;
+}
+
 // CR0.TS: the next FPU or SSE instruction raises #NM while it is set.
 inline void set_task_switched(bool set) {
     if (set)

@@ -115,6 +115,9 @@ public:
         return hv::pv::fpu_taskswitch(pv, args);  // the CPU's TS follows on the way back
     }
     long set_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::set_debugreg& args);
+    long physdev_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::physdev_op& args) {
+        return hv::pv::physdev_op(pv, caller.memory, args);
+    }
     long get_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::get_debugreg& args) {
         return hv::pv::get_debugreg(pv, args);
     }
@@ -350,9 +353,11 @@ bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
             return resume(false);
     }
     static HostCpuid host_cpuid;
-    const auto emulation = hv::pv::emulate_privileged(calls.pv, calls.bases, registers, current_space, host_cpuid,
-                                                      vector, cpu::read_cr3() & frame_mask, cpu::read_msr(msr_efer),
-                                                      calls.version().major, calls.version().minor);
+    const hv::pv::MachineState machine{cpu::read_cr0(), cpu::read_cr3() & frame_mask, cpu::read_cr4(),
+                                       cpu::read_msr(msr_efer)};
+    const auto emulation =
+        hv::pv::emulate_privileged(calls.pv, calls.bases, vcpu_info(), registers, current_space, host_cpuid, vector,
+                                   machine, calls.version().major, calls.version().minor);
     if (emulation.emulated) {
         if (emulation.segment_bases_changed)
             load_segment_bases();

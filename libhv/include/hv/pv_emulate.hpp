@@ -1,7 +1,7 @@
 // The privileged operations a 64-bit PV guest kernel performs that fault in ring 3, emulated as
 // Xen does: CPUID behind the forced-emulation prefix (ud2; .ascii "xen"; cpuid), rdmsr/wrmsr of
-// the MSRs a PV kernel may touch, reads of cr3, and port I/O, which a domain without I/O ports
-// sees as absent (reads return all ones). Everything else is not emulated: the platform bounces
+// the MSRs a PV kernel may touch, reads of control registers, cli/sti under a virtual IOPL, and
+// port I/O, which a domain without I/O ports sees as absent (reads return all ones). Everything else is not emulated: the platform bounces
 // the original fault to the guest, so "#GP for the rest" comes for free.
 #pragma once
 
@@ -50,17 +50,32 @@ struct SegmentBases {
 // into the CPU after a success.
 long set_segment_base(SegmentBases& bases, const hypercall_args::set_segment_base& args);
 
+// physdev_op: PHYSDEVOP_set_iopl sets the vCPU's virtual IOPL (einval above 3), which decides
+// whether its cli and sti are emulated; efault for an unreadable argument; the other sub-ops are
+// enosys (no physical devices are given to domains).
+long physdev_op(PvVcpu& vcpu, GuestMemory& memory, const hypercall_args::physdev_op& args);
+
+// The CPU state a guest's view of its control registers and EFER is made from.
+struct MachineState {
+    std::uint64_t cr0;   // the CPU's; the guest sees its own TS (fpu_taskswitch) in it
+    std::uint64_t cr3;   // the machine address of the current base, as the guest reads it
+    std::uint64_t cr4;   // the CPU's; the guest sees PAE, OSFXSR and OSXMMEXCPT only
+    std::uint64_t efer;  // the EFER the guest reads
+};
+
 struct Emulation {
     bool emulated;              // false: bounce the original fault
     bool segment_bases_changed; // the platform must load the bases into the CPU
 };
 
 // Emulates the instruction at rip that raised `vector` (#UD: the forced CPUID; #GP: rdmsr,
-// wrmsr, mov from cr3, in, out), in guest kernel mode only except for the forced CPUID. On
-// success the registers hold the results and rip is past the instruction. `guest_cr3` is what a
-// read of cr3 gives (the machine address of the current base). `efer` is the EFER the guest sees.
-Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& registers, GuestMemory& memory,
-                             CpuidSource& host, std::uint8_t vector, std::uint64_t guest_cr3, std::uint64_t efer,
+// wrmsr, mov from cr0, cr2 (the last page fault's address, vcpu_info's arch.cr2), cr3 or cr4,
+// in, out; cli and sti, which set and clear the upcall mask, when the virtual IOPL admits the
+// guest kernel as ring 1), in guest kernel mode only except for the forced CPUID. On success the
+// registers hold the results and rip is past the instruction; after sti the platform delivers any
+// pending event, as on every return.
+Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, abi::vcpu_info& info, GuestRegisters& registers,
+                             GuestMemory& memory, CpuidSource& host, std::uint8_t vector, const MachineState& machine,
                              std::uint16_t xen_major, std::uint16_t xen_minor);
 
 // Writable page tables (VMASST_TYPE_writable_pagetables, Xen's ptwr): a write fault of the guest

@@ -68,6 +68,7 @@ struct PvVcpu {
     bool failsafe_masks_events = false;       // CALLBACKF_mask_events
     bool syscall_masks_events = false;
     bool fpu_task_switched = false;           // the guest's CR0.TS (fpu_taskswitch)
+    unsigned iopl = 0;                        // the virtual IOPL (PHYSDEVOP_set_iopl)
     DebugRegisters debug;
 };
 

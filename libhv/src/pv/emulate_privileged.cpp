@@ -20,6 +20,10 @@ constexpr std::uint32_t hypercall_page_msr = 0x4000'0000;
 
 constexpr std::uint32_t bit(unsigned number) { return 1u << number; }
 
+constexpr std::uint64_t cr0_task_switched = bit(3);
+// CR4 as Xen shows it to a 64-bit PV kernel: PAE, and the SSE enables it relies on.
+constexpr std::uint64_t cr4_guest_visible = bit(5) | bit(9) | bit(10);
+
 // CPUID leaf 1 features a PV guest must not see: it cannot use them from ring 3 or the
 // hypervisor does not virtualise them (monitor/mwait, VMX, SMX, speed and thermal control, PCID,
 // x2APIC, TSC deadline, XSAVE and what needs it, as Xen's PV policy hides them).
@@ -124,8 +128,20 @@ long set_segment_base(SegmentBases& bases, const hypercall_args::set_segment_bas
     return 0;
 }
 
-Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& registers, GuestMemory& memory,
-                             CpuidSource& host, std::uint8_t vector, std::uint64_t guest_cr3, std::uint64_t efer,
+long physdev_op(PvVcpu& vcpu, GuestMemory& memory, const hypercall_args::physdev_op& args) {
+    if (args.cmd != abi::PHYSDEVOP_set_iopl)
+        return xen_errno(Errc::enosys);
+    const auto request = copy_from_guest(memory, GuestHandle<abi::physdev_set_iopl>{args.arg.address});
+    if (!request)
+        return request.xen_errno();
+    if (request->iopl > 3)
+        return xen_errno(Errc::einval);
+    vcpu.iopl = request->iopl;
+    return 0;
+}
+
+Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, abi::vcpu_info& info, GuestRegisters& registers,
+                             GuestMemory& memory, CpuidSource& host, std::uint8_t vector, const MachineState& machine,
                              std::uint16_t xen_major, std::uint16_t xen_minor) {
     const Instruction instruction = fetch(memory, registers.rip);
     const auto done = [&](unsigned length, bool bases_changed = false) {
@@ -175,7 +191,7 @@ Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& 
             set_edx_eax(registers, bases.gs_user);
             break;
         case msr_efer:
-            set_edx_eax(registers, efer);
+            set_edx_eax(registers, machine.efer);
             break;
         case msr_pat:
             set_edx_eax(registers, pv_pat);
@@ -201,7 +217,7 @@ Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& 
         case msr_efer:
         case msr_pat:
             // Xen lets a PV guest write back what it reads, and nothing else.
-            if (value != (static_cast<std::uint32_t>(registers.rcx) == msr_efer ? efer : pv_pat))
+            if (value != (static_cast<std::uint32_t>(registers.rcx) == msr_efer ? machine.efer : pv_pat))
                 return {false, false};
             return done(at + 2);
         default:
@@ -214,10 +230,34 @@ Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, GuestRegisters& 
     }
     if (opcode == 0x0F && next(1) == 0x20 && next(2) >= 0 && !operand_16) {  // mov %cr, %reg
         const auto modrm = static_cast<std::uint8_t>(next(2));
-        if ((modrm >> 6) != 3 || ((modrm >> 3) & 7) != 3 || (rex & 4) != 0)
+        if ((modrm >> 6) != 3 || (rex & 4) != 0)
             return {false, false};
-        register_by_number(registers, (modrm & 7) | ((rex & 1) << 3)) = guest_cr3;
+        std::uint64_t value;
+        switch ((modrm >> 3) & 7) {
+        case 0:
+            value = (machine.cr0 & ~cr0_task_switched) | (vcpu.fpu_task_switched ? cr0_task_switched : 0);
+            break;
+        case 2:
+            value = info.arch.cr2;
+            break;
+        case 3:
+            value = machine.cr3;
+            break;
+        case 4:
+            value = machine.cr4 & cr4_guest_visible;
+            break;
+        default:
+            return {false, false};
+        }
+        register_by_number(registers, (modrm & 7) | ((rex & 1) << 3)) = value;
         return done(at + 3);
+    }
+    if ((opcode == 0xFA || opcode == 0xFB) && rex == 0 && !operand_16) {  // cli, sti
+        constexpr unsigned guest_kernel_ring = 1;
+        if (vcpu.iopl < guest_kernel_ring)
+            return {false, false};
+        info.evtchn_upcall_mask = opcode == 0xFA ? 1 : 0;
+        return done(at + 1);
     }
     if (rex != 0)
         return {false, false};

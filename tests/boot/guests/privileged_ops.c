@@ -1,7 +1,10 @@
 /* Conformance: what a PV kernel does with instructions that fault in ring 3 — Xen's CPUID leaves
- * through the forced-emulation prefix, the MSRs a PV kernel may use, port reads that see no
- * device, and #GP delivered for an MSR it may not touch. */
+ * through the forced-emulation prefix, the MSRs a PV kernel may use, control-register reads, cli
+ * and sti under the virtual IOPL, port reads that see no device, and #GP delivered for an MSR it
+ * may not touch. */
 #include "report.h"
+
+static volatile uint8_t shared_page[4096] __attribute__((aligned(4096)));
 
 volatile uint64_t gp_count, gp_error;
 
@@ -42,7 +45,6 @@ static void wrmsr(uint32_t msr, uint64_t value)
 
 int pvk_main(const struct pvk_start_info *info)
 {
-    (void)info;
     uint32_t eax, ebx, ecx, edx;
     xen_cpuid(0x40000000, &eax, &ebx, &ecx, &edx);
     report_check(ebx == 0x566e6558 && ecx == 0x65584d4d && edx == 0x4d4d566e, "CPUID 0x40000000 says XenVMMXenVMM");
@@ -58,6 +60,21 @@ int pvk_main(const struct pvk_start_info *info)
     unsigned char through_fs;
     __asm__ volatile("movb %%fs:8, %0" : "=q"(through_fs));
     report_check(through_fs == 42, "the CPU uses the FS base written");
+
+    uint64_t cr0, cr4;
+    __asm__ volatile("movq %%cr0, %0; movq %%cr4, %1" : "=r"(cr0), "=r"(cr4));
+    report_check((cr0 & 0x80000001) == 0x80000001 && (cr0 & 8) == 0, "CR0 reads with PG and PE, TS clear");
+    report_check((cr4 & 0x20) != 0, "CR4 reads with PAE");
+
+    report_check(pvk_hypercall_update_va_mapping((uint64_t)shared_page, info->shared_info | 0x23, PVK_UVMF_INVLPG) == 0,
+                 "shared_info mapped");
+    struct pvk_physdev_set_iopl iopl = {.iopl = 1};
+    report_check(pvk_physdevop_set_iopl(&iopl) == 0, "PHYSDEVOP_set_iopl 1");
+    shared_page[1] = 0;
+    __asm__ volatile("cli" ::: "memory");
+    report_check(shared_page[1] == 1, "cli masks events");
+    __asm__ volatile("sti" ::: "memory");
+    report_check(shared_page[1] == 0, "sti unmasks them");
 
     unsigned char port;
     __asm__ volatile("inb $0x71, %0" : "=a"(port));

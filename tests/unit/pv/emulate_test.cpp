@@ -26,13 +26,16 @@ struct EmulateFixture {
     Emulation run(std::initializer_list<std::uint8_t> bytes, std::uint8_t vector = 13) {
         std::copy(bytes.begin(), bytes.end(), reinterpret_cast<std::uint8_t*>(memory.bytes.data() + (code - GuestBuffer::base)));
         registers.rip = code;
-        return emulate_privileged(vcpu, bases, registers, memory, host, vector, 0x1234'5000, 0xD01, 4, 17);
+        return emulate_privileged(vcpu, bases, info, registers, memory, host, vector, machine, 4, 17);
     }
     GuestBuffer memory;
     AllFeatures host;
     PvVcpu vcpu;
     SegmentBases bases;
+    abi::vcpu_info info{};
     GuestRegisters registers{};
+    // The CPU's CR0 (PE, MP, ET, NE, WP, PG and TS) and CR4 (PAE, PGE, OSFXSR, OSXMMEXCPT, SMEP).
+    MachineState machine{0x8005'003B, 0x1234'5000, 0x0010'06A0, 0xD01};
 };
 
 TEST_CASE("guest CPUID: Xen's leaves, the host's with PV-unusable features hidden", "[pv][emulate][cpuid]") {
@@ -103,13 +106,23 @@ TEST_CASE_METHOD(EmulateFixture, "rdmsr and wrmsr of the segment bases, EFER and
     CHECK(registers.rip == code);
 }
 
-TEST_CASE_METHOD(EmulateFixture, "mov from cr3 and port I/O in guest kernel mode only", "[pv][emulate]") {
+TEST_CASE_METHOD(EmulateFixture, "mov from control registers and port I/O in guest kernel mode only", "[pv][emulate]") {
     CHECK(run({0x0F, 0x20, 0xD8}).emulated);  // mov %cr3, %rax
     CHECK(registers.rax == 0x1234'5000);
     CHECK(run({0x41, 0x0F, 0x20, 0xDB}).emulated);  // mov %cr3, %r11
     CHECK(registers.r11 == 0x1234'5000);
     CHECK(registers.rip == code + 4);
-    CHECK_FALSE(run({0x0F, 0x20, 0xC0}).emulated);  // mov %cr0, %rax
+    CHECK(run({0x0F, 0x20, 0xC0}).emulated);  // mov %cr0, %rax: the CPU's, with the guest's TS (clear)
+    CHECK(registers.rax == 0x8005'0033);
+    vcpu.fpu_task_switched = true;
+    CHECK(run({0x0F, 0x20, 0xC1}).emulated);  // mov %cr0, %rcx
+    CHECK(registers.rcx == 0x8005'003B);
+    info.arch.cr2 = 0xFFFF'FFFF'8000'5000;
+    CHECK(run({0x0F, 0x20, 0xD2}).emulated);  // mov %cr2, %rdx: the last fault delivered
+    CHECK(registers.rdx == 0xFFFF'FFFF'8000'5000);
+    CHECK(run({0x0F, 0x20, 0xE6}).emulated);  // mov %cr4, %rsi: PAE, OSFXSR, OSXMMEXCPT
+    CHECK(registers.rsi == 0x620);
+    CHECK_FALSE(run({0x44, 0x0F, 0x20, 0xC0}).emulated);  // mov %cr8, %rax
     CHECK_FALSE(run({0x0F, 0x22, 0xD8}).emulated);  // mov %rax, %cr3
 
     registers.rax = 0x1111'2222'3333'4444;
@@ -128,12 +141,35 @@ TEST_CASE_METHOD(EmulateFixture, "mov from cr3 and port I/O in guest kernel mode
     CHECK_FALSE(run({0x0F, 0x32}).emulated);
 }
 
+TEST_CASE_METHOD(EmulateFixture, "cli and sti set the upcall mask when the virtual IOPL admits ring 1", "[pv][emulate]") {
+    CHECK_FALSE(run({0xFA}).emulated);  // IOPL 0: #GP is the guest's
+    GuestBuffer& guest = memory;
+    std::memcpy(guest.bytes.data() + 0x800, "\x01\0\0\0", 4);
+    CHECK(physdev_op(vcpu, memory, {abi::PHYSDEVOP_set_iopl, {GuestBuffer::base + 0x800}}) == 0);
+    CHECK(vcpu.iopl == 1);
+    info.evtchn_upcall_mask = 0;
+    CHECK(run({0xFA}).emulated);  // cli
+    CHECK(info.evtchn_upcall_mask == 1);
+    CHECK(registers.rip == code + 1);
+    CHECK(run({0xFB}).emulated);  // sti
+    CHECK(info.evtchn_upcall_mask == 0);
+    vcpu.kernel_mode = false;  // user mode is ring 3
+    CHECK_FALSE(run({0xFA}).emulated);
+    CHECK(info.evtchn_upcall_mask == 0);
+
+    std::memcpy(guest.bytes.data() + 0x800, "\x04\0\0\0", 4);
+    CHECK(physdev_op(vcpu, memory, {abi::PHYSDEVOP_set_iopl, {GuestBuffer::base + 0x800}}) == hv::xen_errno(hv::Errc::einval));
+    CHECK(vcpu.iopl == 1);
+    CHECK(physdev_op(vcpu, memory, {abi::PHYSDEVOP_set_iopl, {0xFFFF'8000'0000'0000}}) == hv::xen_errno(hv::Errc::efault));
+    CHECK(physdev_op(vcpu, memory, {abi::PHYSDEVOP_eoi, {GuestBuffer::base + 0x800}}) == hv::xen_errno(hv::Errc::enosys));
+}
+
 TEST_CASE_METHOD(EmulateFixture, "an instruction that cannot be fetched is not emulated", "[pv][emulate][hostile]") {
     registers.rip = GuestBuffer::base + memory.bytes.size() - 1;  // the second byte is unmapped
     memory.bytes.back() = std::byte{0x0F};
-    CHECK_FALSE(emulate_privileged(vcpu, bases, registers, memory, host, 13, 0, 0, 4, 17).emulated);
+    CHECK_FALSE(emulate_privileged(vcpu, bases, info, registers, memory, host, 13, machine, 4, 17).emulated);
     registers.rip = 0xFFFF'8000'0000'0000;
-    CHECK_FALSE(emulate_privileged(vcpu, bases, registers, memory, host, 6, 0, 0, 4, 17).emulated);
+    CHECK_FALSE(emulate_privileged(vcpu, bases, info, registers, memory, host, 6, machine, 4, 17).emulated);
 }
 
 TEST_CASE("set_segment_base sets FS and both GS bases; a user GS selector gives base 0", "[pv][segments]") {
