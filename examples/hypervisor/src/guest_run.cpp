@@ -4,6 +4,7 @@
 #include <hv/domain_hypercalls.hpp>
 #include <hv/pv_emulate.hpp>
 #include <hv/pv_timers.hpp>
+#include <hv/pv_vcpu_op.hpp>
 #include <hv/pv_traps.hpp>
 
 #include "clock.hpp"
@@ -115,6 +116,7 @@ public:
         return hv::pv::fpu_taskswitch(pv, args);  // the CPU's TS follows on the way back
     }
     long set_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::set_debugreg& args);
+    long vcpu_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::vcpu_op& args);
     long physdev_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::physdev_op& args) {
         return hv::pv::physdev_op(pv, caller.memory, args);
     }
@@ -125,6 +127,7 @@ public:
     hv::pv::PvVcpu pv;
     hv::pv::SegmentBases bases;
     hv::pv::VcpuTimers timers;
+    hv::pv::Runstate runstate;
     std::optional<std::uint64_t> poll_deadline;
     GuestFrame* frame = nullptr;
 };
@@ -246,6 +249,13 @@ void deliver_pending_event(GuestFrame& frame) {
     ensure_enterable(frame);
 }
 
+// The vCPU's runstate changes, and the guest's copy follows.
+void set_runstate(std::int32_t state) {
+    HypervisorCalls& calls = *running.handlers;
+    hv::pv::change_runstate(calls.runstate, state, clock::now_ns());
+    hv::pv::publish_runstate(calls.runstate, kernel_space, *running.domain);
+}
+
 // The PIT is armed for the earliest of the vCPU's timers and its poll timeout.
 void arm_timer() {
     std::optional<std::uint64_t> deadline = running.handlers->timers.next_deadline();
@@ -280,6 +290,13 @@ long HypervisorCalls::set_segment_base(hv::domain::HypercallCaller&,
     const long result = hv::pv::set_segment_base(bases, args);
     if (result == 0)
         load_segment_bases();
+    return result;
+}
+
+long HypervisorCalls::vcpu_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::vcpu_op& args) {
+    hv::pv::VcpuOpCaller vcpu{domains(), caller.domain, caller.vcpu, caller.memory, timers, runstate, clock::now_ns()};
+    const long result = hv::pv::vcpu_op(vcpu, args);
+    arm_timer();
     return result;
 }
 
@@ -441,9 +458,16 @@ extern "C" void hv_syscall(GuestFrame* frame) {
     }
     // Blocked (SCHEDOP_block, SCHEDOP_poll): the CPU idles until an interrupt makes it runnable.
     hv::domain::Domain& domain = *running.domain;
-    while (domain.state == hv::domain::DomainState::running && domain.pause_count == 0 && domain.vcpus[0].blocked) {
-        arm_timer();
-        asm volatile("sti; hlt; cli" ::: "memory");
+    const auto blocked = [&] {
+        return domain.state == hv::domain::DomainState::running && domain.pause_count == 0 && domain.vcpus[0].blocked;
+    };
+    if (blocked()) {
+        set_runstate(pvkit::abi::RUNSTATE_blocked);
+        while (blocked()) {
+            arm_timer();
+            asm volatile("sti; hlt; cli" ::: "memory");
+        }
+        set_runstate(pvkit::abi::RUNSTATE_running);
     }
     if (!domain.runnable(0))
         finish();

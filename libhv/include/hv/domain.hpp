@@ -39,6 +39,7 @@ struct Vcpu {
     bool blocked = false;            // SCHEDOP_block or SCHEDOP_poll: until an event wakes it
     bool polling = false;            // SCHEDOP_poll: woken by its ports (or any port) and its timeout
     abi::evtchn_port_t poll_port = 0;  // polling one port: that one; 0: polling several
+    std::optional<Mfn> vcpu_info_frame;  // the frame of its registered vcpu_info, if it moved it
 };
 
 // What a domain is created with. `name` prefixes its console lines (cut to console::max_name_length).
@@ -166,6 +167,13 @@ public:
     // over a new hypervisor channel bound to vCPU 0, whose port is returned (start_info.console).
     // einval for a frame the domain does not own or a second ring; the errors of binding a port.
     Result<Port> attach_console_ring(Domain& domain, Mfn ring);
+
+    // VCPUOP_register_vcpu_info: vCPU `vcpu`'s vcpu_info moves to `offset` in `frame`, a frame of
+    // the domain's own, held with a writable type until the domain dies (so that it never becomes
+    // a page table). The current contents are copied there first and every event is flagged, so
+    // that nothing pending is lost. einval for an offset where a vcpu_info does not fit, a vCPU
+    // that already moved its vcpu_info, or a frame that is not the domain's or cannot be writable.
+    Result<void> register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset);
     // Moves what the guest wrote to its ring onto the console, and signals it when it did.
     void service_console(Domain& domain);
 
@@ -182,6 +190,10 @@ private:
 
     // Ends vCPU `vcpu`'s block or poll and kicks it.
     void wake(Domain& domain, std::uint32_t vcpu);
+    // A reference and a writable type on a frame of the domain's that the hypervisor writes (its
+    // console ring, a vcpu_info); false when the frame is not the domain's or cannot be writable.
+    bool hold_writable(Domain& domain, Mfn frame);
+    void release_writable(Mfn frame);
     Domain& of(const evtchn::EvtchnDomain& events);
     Result<void> register_domain(Domain& domain);
 

@@ -140,9 +140,13 @@ bool Domains::destroy(Domain& domain, unsigned budget) {
         grants_.mark_dying(domain.grants);
         if (domain.console_ring) {
             domain.console_backend.reset();
-            tables_.put_type(*domain.console_ring);
-            frames().put_page(*domain.console_ring);
+            release_writable(*domain.console_ring);
             domain.console_ring.reset();
+        }
+        for (Vcpu& vcpu : domain.vcpus) {
+            if (vcpu.vcpu_info_frame)
+                release_writable(*vcpu.vcpu_info_frame);
+            vcpu.vcpu_info_frame.reset();
         }
         domain.teardown_step = relinquish_memory;
         [[fallthrough]];
@@ -169,20 +173,29 @@ bool Domains::destroy(Domain& domain, unsigned budget) {
     }
 }
 
-Result<Port> Domains::attach_console_ring(Domain& domain, Mfn ring) {
-    if (domain.console_ring || domain.state != DomainState::running)
-        return Errc::einval;
-    // A writable type keeps the guest from turning the page into a page table we would then write.
-    if (!frames().get_page(ring, domain.memory))
-        return Errc::einval;
-    if (!tables_.get_type(ring, mm::PageType::writable, domain.memory)) {
-        frames().put_page(ring);
-        return Errc::einval;
+// A frame of the domain's that the hypervisor writes: a writable type keeps the guest from turning
+// it into a page table we would then write.
+bool Domains::hold_writable(Domain& domain, Mfn frame) {
+    if (!frames().get_page(frame, domain.memory))
+        return false;
+    if (!tables_.get_type(frame, mm::PageType::writable, domain.memory)) {
+        frames().put_page(frame);
+        return false;
     }
+    return true;
+}
+
+void Domains::release_writable(Mfn frame) {
+    tables_.put_type(frame);
+    frames().put_page(frame);
+}
+
+Result<Port> Domains::attach_console_ring(Domain& domain, Mfn ring) {
+    if (domain.console_ring || domain.state != DomainState::running || !hold_writable(domain, ring))
+        return Errc::einval;
     const auto port = channels_.bind_hypervisor_channel(*domain.events, 0);
     if (!port) {
-        tables_.put_type(ring);
-        frames().put_page(ring);
+        release_writable(ring);
         return port.error();
     }
     domain.console_ring = ring;
@@ -190,6 +203,21 @@ Result<Port> Domains::attach_console_ring(Domain& domain, Mfn ring) {
     domain.console_backend.emplace(*reinterpret_cast<abi::xencons_interface*>(frames().platform().map(ring)),
                                    domain.console);
     return *port;
+}
+
+Result<void> Domains::register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset) {
+    constexpr std::uint64_t page_size = 4096;
+    if (vcpu >= domain.vcpu_count() || domain.vcpus[vcpu].vcpu_info_frame || !domain.events ||
+        offset > page_size - sizeof(abi::vcpu_info) || !hold_writable(domain, frame))
+        return Errc::einval;
+    auto* info = reinterpret_cast<abi::vcpu_info*>(frames().platform().map(frame) + offset);
+    *info = *domain.events->vcpus[vcpu].info;
+    if (const auto moved = channels_.move_vcpu_info(*domain.events, vcpu, *info); !moved) {
+        release_writable(frame);
+        return moved.error();
+    }
+    domain.vcpus[vcpu].vcpu_info_frame = frame;
+    return {};
 }
 
 void Domains::service_console(Domain& domain) {

@@ -19,13 +19,15 @@ constexpr std::uint32_t max_poll_ports = 128;
 
 constexpr std::uint64_t bit(unsigned number) { return std::uint64_t{1} << number; }
 
-// The assists a 64-bit PV guest may turn on: of Xen's, those we implement (writable page tables)
-// and those that mean nothing in 64-bit mode (segment limits, PAE cr3). The others
-// (architectural_iopl, runstate_update_flag, m2p_strict) change what the guest sees, so they are
-// refused and the guest falls back, rather than accepted and not honoured.
+// The assists a 64-bit PV guest may turn on: of Xen's, those we implement (writable page tables;
+// the runstate update flag, which hv_pv's publish_runstate honours) and those that mean nothing in
+// 64-bit mode (segment limits, PAE cr3). The others (architectural_iopl, m2p_strict) change what
+// the guest sees, so they are refused and the guest falls back, rather than accepted and not
+// honoured.
 constexpr std::uint64_t valid_assists =
     bit(abi::VMASST_TYPE_4gb_segments) | bit(abi::VMASST_TYPE_4gb_segments_notify) |
-    bit(abi::VMASST_TYPE_writable_pagetables) | bit(abi::VMASST_TYPE_pae_extended_cr3);
+    bit(abi::VMASST_TYPE_writable_pagetables) | bit(abi::VMASST_TYPE_pae_extended_cr3) |
+    bit(abi::VMASST_TYPE_runstate_update_flag);
 
 // A NUL-terminated string in a guest buffer of `length` bytes, truncated to fit.
 template <std::size_t length>

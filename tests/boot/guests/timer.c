@@ -1,8 +1,12 @@
 /* Conformance: time and timers. The pvclock in shared_info is valid from the first instruction
- * and advances with real time; set_timer_op and SCHEDOP_block wake the vCPU through VIRQ_TIMER. */
+ * and advances with real time; set_timer_op and SCHEDOP_block wake the vCPU through VIRQ_TIMER;
+ * VCPUOP's timers, runstate area and vcpu_info placement as Linux uses them. */
+#include "pages.h"
 #include "report.h"
 
 static volatile struct pvk_shared_info shared __attribute__((aligned(4096)));
+static volatile struct pvk_vcpu_runstate_info runstate;
+static uint8_t vcpu_info_page[4096] __attribute__((aligned(4096)));
 volatile uint64_t upcalls;
 
 /* Acknowledges every event (selector and pending words) and returns through iret. */
@@ -73,6 +77,37 @@ int pvk_main(const struct pvk_start_info *info)
     pvk_schedop_block();
     const uint64_t woke = now() - armed;
     report_check(woke >= 3000000 && woke < 9000000, "a 3 ms single-shot timer woke the vCPU before the next tick");
+
+    /* VCPUOP, as Linux: no periodic timer, single-shot timers, a runstate area. */
+    report_check(pvk_hypercall_vcpu_op(PVK_VCPUOP_is_up, 0, 0) == 1 && pvk_hypercall_vcpu_op(PVK_VCPUOP_is_up, 1, 0) == -2,
+                 "VCPUOP_is_up: vCPU 0 is up, vCPU 1 does not exist (-ENOENT)");
+    report_check(pvk_hypercall_vcpu_op(PVK_VCPUOP_stop_periodic_timer, 0, 0) == 0, "VCPUOP_stop_periodic_timer");
+    struct pvk_vcpu_register_runstate_memory_area area = {.addr.p = (uint64_t)&runstate};
+    report_check(pvk_hypercall_vcpu_op(PVK_VCPUOP_register_runstate_memory_area, 0, &area) == 0 &&
+                     runstate.state == PVK_RUNSTATE_running && runstate.time[PVK_RUNSTATE_blocked] > 0,
+                 "the runstate area: running now, blocked before");
+    const uint64_t blocked_before = runstate.time[PVK_RUNSTATE_blocked];
+    const uint64_t upcalls_before = upcalls;
+    struct pvk_vcpu_set_singleshot_timer past = {.timeout_abs_ns = now() - 1, .flags = PVK_VCPU_SSHOTTMR_future};
+    report_check(pvk_hypercall_vcpu_op(PVK_VCPUOP_set_singleshot_timer, 0, &past) == -62,
+                 "a past single-shot deadline with VCPU_SSHOTTMR_future is -ETIME");
+    const uint64_t deadline = now() + 20000000;
+    struct pvk_vcpu_set_singleshot_timer sleep = {.timeout_abs_ns = deadline, .flags = PVK_VCPU_SSHOTTMR_future};
+    report_check(pvk_hypercall_vcpu_op(PVK_VCPUOP_set_singleshot_timer, 0, &sleep) == 0, "VCPUOP_set_singleshot_timer");
+    pvk_schedop_block();
+    report_check(now() >= deadline && upcalls == upcalls_before + 1,
+                 "one upcall, at the deadline: the periodic timer is stopped");
+    report_check(runstate.time[PVK_RUNSTATE_blocked] >= blocked_before + 15000000,
+                 "the runstate area counts the time blocked");
+
+    pages_init(info);
+    shared.vcpu_info[0].evtchn_upcall_mask = 1;
+    struct pvk_vcpu_register_vcpu_info placement = {.mfn = mfn_of(vcpu_info_page), .offset = 128};
+    report_check(pvk_hypercall_vcpu_op(PVK_VCPUOP_register_vcpu_info, 0, &placement) == 0,
+                 "VCPUOP_register_vcpu_info");
+    volatile struct pvk_vcpu_info *moved = (volatile struct pvk_vcpu_info *)(vcpu_info_page + 128);
+    report_check(moved->evtchn_upcall_mask == 1 && moved->time.tsc_to_system_mul == shared.vcpu_info[0].time.tsc_to_system_mul,
+                 "the vcpu_info was copied to its new place");
     report_text("timer: done\n");
     return report_failures();
 }

@@ -253,6 +253,9 @@ struct DomainFixture {
             all.insert(all.end(), test->vcpu_memory.begin(), test->vcpu_memory.end());
             if (test->domain.console_ring)
                 console_rings.push_back(*test->domain.console_ring);
+            for (const Vcpu& vcpu : test->vcpus)
+                if (vcpu.vcpu_info_frame)
+                    console_rings.push_back(*vcpu.vcpu_info_frame);
         }
         if (const auto violation = hv::mm::check_invariants(frames, all, console_rings, scratch))
             FAIL("mm invariant broken: " << violation->what << " (frame " << violation->frame.value << ")");

@@ -158,10 +158,11 @@ TEST_CASE_METHOD(DomainFixture, "vm_assist turns the writable page-table assist 
     CHECK(call(*guest, abi::HYPERVISOR_vm_assist, {abi::VMASST_CMD_disable, abi::VMASST_TYPE_writable_pagetables}) == 0);
     CHECK_FALSE(guest->domain.memory.writable_pagetables);
     CHECK(guest->domain.vm_assist == (std::uint64_t{1} << abi::VMASST_TYPE_4gb_segments));
+    CHECK(call(*guest, abi::HYPERVISOR_vm_assist, {abi::VMASST_CMD_enable, abi::VMASST_TYPE_runstate_update_flag}) == 0);
+    CHECK(call(*guest, abi::HYPERVISOR_vm_assist, {abi::VMASST_CMD_disable, abi::VMASST_TYPE_runstate_update_flag}) == 0);
     // Assists Xen has but we do not honour are refused, so that the guest falls back.
     for (std::uint64_t type : std::initializer_list<std::uint64_t>{
-             abi::VMASST_TYPE_architectural_iopl, abi::VMASST_TYPE_runstate_update_flag, abi::VMASST_TYPE_m2p_strict,
-             6, 31, 63, 64, 0xFFFF'FFFF})
+             abi::VMASST_TYPE_architectural_iopl, abi::VMASST_TYPE_m2p_strict, 6, 31, 63, 64, 0xFFFF'FFFF})
         CHECK(call(*guest, abi::HYPERVISOR_vm_assist, {abi::VMASST_CMD_enable, type}) == error(Errc::einval));
     CHECK(guest->domain.vm_assist == (std::uint64_t{1} << abi::VMASST_TYPE_4gb_segments));
 }
