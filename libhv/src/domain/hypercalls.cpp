@@ -156,8 +156,11 @@ long Hypercalls::xen_version(HypercallCaller& caller, const hypercall_args::xen_
         if (info->submap_idx != 0)
             return xen_errno(Errc::einval);
         // What a PV guest of ours can rely on; the rest of the bitmap describes HVM and ARM guests.
+        // Linux panics in a PV guest without preserve_ad and gnttab_map_avail_bits (map_grant_ref
+        // puts GNTMAP_guest_avail0.. into the grant PTE's available bits: gnttab's grant_pte).
         abi::xen_feature_info reply = *info;
-        reply.submap = (1u << abi::XENFEAT_mmu_pt_update_preserve_ad) | (privileged ? 1u << abi::XENFEAT_dom0 : 0u);
+        reply.submap = (1u << abi::XENFEAT_mmu_pt_update_preserve_ad) | (1u << abi::XENFEAT_gnttab_map_avail_bits) |
+                       (privileged ? 1u << abi::XENFEAT_dom0 : 0u);
         return copy_to_guest(memory, handle, reply).xen_errno();
     }
     case abi::XENVER_pagesize:

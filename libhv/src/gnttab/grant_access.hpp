@@ -63,8 +63,9 @@ Result<PteLocation> locate_host_entry(PageTables& tables, mm::MmuCaller& caller,
 bool is_l1_of(const FrameTable& frames, Mfn table, DomId owner);
 // The entry a grant mapping installs (Xen's PV grant PTE): present, accessed, dirty, not
 // executable; writable unless GNTMAP_readonly; reachable from guest user mode with
-// GNTMAP_application_map (else a guest-kernel mapping); the guest's available bits from
-// GNTMAP_guest_avail_mask in bits 9-11.
+// GNTMAP_application_map (else a guest-kernel mapping); flags bits 16-18 (the low three of
+// GNTMAP_guest_avail_mask) in the available bits 9-11, whether `host_addr` named the entry by
+// virtual address or with GNTMAP_contains_pte. No other flag reaches the entry.
 std::uint64_t grant_pte(Mfn frame, std::uint32_t map_flags);
 // True when `pte` is a present mapping of `frame` with the access `readonly` says.
 bool pte_maps(std::uint64_t pte, Mfn frame, bool readonly);

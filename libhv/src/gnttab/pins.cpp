@@ -186,8 +186,11 @@ std::uint64_t grant_pte(Mfn frame, std::uint32_t map_flags) {
         entry |= pte::writable;
     if (map_flags & abi::GNTMAP_application_map)
         entry |= pte::user;
+    // XENFEAT_gnttab_map_avail_bits: the flags from GNTMAP_guest_avail0 up go into the PTE's three
+    // available bits, and no further: the rest of GNTMAP_guest_avail_mask would reach the frame.
     constexpr unsigned available_bits_shift = 9;
-    entry |= std::uint64_t{(map_flags >> abi::GNTMAP_guest_avail0_bit) & 7} << available_bits_shift;
+    constexpr std::uint32_t available_bits = 7;
+    entry |= std::uint64_t{(map_flags >> abi::GNTMAP_guest_avail0_bit) & available_bits} << available_bits_shift;
     return entry;
 }
 

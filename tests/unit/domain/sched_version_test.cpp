@@ -183,13 +183,15 @@ TEST_CASE_METHOD(DomainFixture, "xen_version answers what a guest asks at boot",
     CHECK(call(*guest, abi::HYPERVISOR_xen_version, {abi::XENVER_compile_info, argument_area}) == 0);
     CHECK(std::string{peek<abi::xen_compile_info>(*guest, argument_area).compile_by} == "pvkit");
 
+    // Linux's xen_setup_features panics in a PV guest unless both of these are set.
+    const std::uint32_t pv_features =
+        (1u << abi::XENFEAT_mmu_pt_update_preserve_ad) | (1u << abi::XENFEAT_gnttab_map_avail_bits);
     poke(*guest, argument_area, abi::xen_feature_info{0, 0xFFFF'FFFF});
     CHECK(call(*guest, abi::HYPERVISOR_xen_version, {abi::XENVER_get_features, argument_area}) == 0);
-    CHECK(peek<abi::xen_feature_info>(*guest, argument_area).submap == 1u << abi::XENFEAT_mmu_pt_update_preserve_ad);
+    CHECK(peek<abi::xen_feature_info>(*guest, argument_area).submap == pv_features);
     poke(*control, argument_area, abi::xen_feature_info{0, 0});
     CHECK(call(*control, abi::HYPERVISOR_xen_version, {abi::XENVER_get_features, argument_area}) == 0);
-    CHECK(peek<abi::xen_feature_info>(*control, argument_area).submap ==
-          ((1u << abi::XENFEAT_mmu_pt_update_preserve_ad) | (1u << abi::XENFEAT_dom0)));
+    CHECK(peek<abi::xen_feature_info>(*control, argument_area).submap == (pv_features | (1u << abi::XENFEAT_dom0)));
     poke(*guest, argument_area, abi::xen_feature_info{1, 0x1234});
     CHECK(call(*guest, abi::HYPERVISOR_xen_version, {abi::XENVER_get_features, argument_area}) == error(Errc::einval));
     CHECK(peek<abi::xen_feature_info>(*guest, argument_area).submap == 0x1234);

@@ -136,6 +136,31 @@ TEST_CASE_METHOD(GnttabFixture, "gnttab: contains_pte must name an L1 entry of t
     require_all_invariants();
 }
 
+TEST_CASE_METHOD(GnttabFixture, "gnttab: map flags reach the grant PTE only through their defined bits", "[gnttab][hostile]") {
+    // Bits 5-15 mean nothing to a map; of GNTMAP_guest_avail_mask (bits 16-31) only the three x86
+    // has room for count. Bits 19 and up must never reach PTE bit 12 and up: that is the frame.
+    const Mfn shared = allocate(dom1);
+    grant(g1, 1, dom2.id, shared);
+    const Chain chain = address_space(dom2);
+    const std::uint32_t defined = abi::GNTMAP_device_map | abi::GNTMAP_host_map | abi::GNTMAP_readonly |
+                                  abi::GNTMAP_application_map | abi::GNTMAP_contains_pte |
+                                  (7u << abi::GNTMAP_guest_avail0_bit);
+    const std::uint32_t avail = GENERATE(0u, 2u, 7u);
+    const std::uint32_t map_flags =
+        abi::GNTMAP_host_map | ~defined | (avail << abi::GNTMAP_guest_avail0_bit);
+    INFO("flags " << std::hex << map_flags);
+    const Mapped mapped = map(as2, dom1.id, 1, page_address(3), map_flags);
+    REQUIRE(mapped.status == status(GS::okay));
+    // A kernel mapping, as without the undefined bits.
+    CHECK(table(chain.l1)[3] == ((shared.value << 12) | pte::present | pte::writable | pte::user | pte::guest_kernel |
+                                 pte::accessed | pte::dirty | pte::no_execute | (std::uint64_t{avail} << 9)));
+    CHECK(frames.info(shared).ref_count == 2);
+    require_all_invariants();
+    CHECK(unmap(as2, mapped.handle, page_address(3)) == status(GS::okay));
+    CHECK(flags(g1, 1) == abi::GTF_permit_access);
+    require_all_invariants();
+}
+
 TEST_CASE_METHOD(GnttabFixture, "gnttab: a grant changed while pinned keeps its pinned frame", "[gnttab][hostile]") {
     const Mfn first = allocate(dom1), second = allocate(dom1);
     grant(g1, 1, dom2.id, first);

@@ -80,6 +80,35 @@ TEST_CASE_METHOD(GnttabFixture, "gnttab: with GNTMAP_contains_pte the mapping go
     require_all_invariants();
 }
 
+// XENFEAT_gnttab_map_avail_bits: Linux's gntdev maps with GNTMAP_contains_pte and
+// 1 << _GNTMAP_guest_avail0 so that the PTE comes out with _PAGE_SPECIAL (bit 9) set.
+TEST_CASE_METHOD(GnttabFixture, "gnttab: flags bits 16-18 become the available bits 9-11 of the grant PTE", "[gnttab]") {
+    const Mfn shared = allocate(dom1);
+    grant(g1, 21, dom2.id, shared);
+    const Chain chain = address_space(dom2);
+    const std::uint64_t avail = GENERATE(range(0u, 8u));
+    const bool by_pte = GENERATE(false, true);
+    INFO("available bits " << avail << (by_pte ? ", by PTE address" : ", by virtual address"));
+    const unsigned index = 9;
+    const std::uint64_t host_addr = by_pte ? pte_address(chain.l1, index) : page_address(index);
+    const std::uint32_t map_flags = abi::GNTMAP_host_map | abi::GNTMAP_application_map |
+                                    (by_pte ? abi::GNTMAP_contains_pte : 0u) |
+                                    static_cast<std::uint32_t>(avail << abi::GNTMAP_guest_avail0_bit);
+
+    const Mapped mapped = map(as2, dom1.id, 21, host_addr, map_flags);
+    REQUIRE(mapped.status == status(GS::okay));
+    // The whole entry: the grant PTE's fixed bits, the frame, and the guest's three bits.
+    CHECK(table(chain.l1)[index] == ((shared.value << 12) | pte::present | pte::writable | pte::user | pte::accessed |
+                                     pte::dirty | pte::no_execute | (avail << 9)));
+    require_all_invariants();
+    // The unmap does not need to name the available bits: it checks the frame and the access.
+    CHECK(unmap(as2, mapped.handle, host_addr) == status(GS::okay));
+    CHECK(table(chain.l1)[index] == 0);
+    CHECK(flags(g1, 21) == abi::GTF_permit_access);
+    CHECK(frames.info(shared).ref_count == 1);
+    require_all_invariants();
+}
+
 TEST_CASE_METHOD(GnttabFixture, "gnttab: map_grant_ref refusals carry Xen's status and change nothing", "[gnttab][hostile]") {
     const Mfn shared = allocate(dom1), table1 = allocate(dom1), others = allocate(dom0);
     REQUIRE(tables.pin(dom1, table1, 1));
