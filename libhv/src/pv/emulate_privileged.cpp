@@ -26,9 +26,9 @@ constexpr std::uint64_t cr4_guest_visible = bit(5) | bit(9) | bit(10);
 
 // CPUID leaf 1 features a PV guest must not see: it cannot use them from ring 3 or the
 // hypervisor does not virtualise them (monitor/mwait, VMX, SMX, speed and thermal control, PCID,
-// x2APIC, TSC deadline, XSAVE and what needs it, as Xen's PV policy hides them).
-constexpr std::uint32_t leaf1_ecx_hidden = bit(3) | bit(5) | bit(6) | bit(7) | bit(8) | bit(17) | bit(21) | bit(24) |
-                                           bit(26) | bit(27) | bit(28) | bit(29);
+// x2APIC, TSC deadline, XSAVE and what needs it: FMA, AVX, F16C; as Xen's PV policy hides them).
+constexpr std::uint32_t leaf1_ecx_hidden = bit(3) | bit(5) | bit(6) | bit(7) | bit(8) | bit(12) | bit(17) | bit(21) |
+                                           bit(24) | bit(26) | bit(27) | bit(28) | bit(29);
 constexpr std::uint32_t leaf1_ecx_hypervisor = bit(31);
 // Leaf 1 EDX: VME, DE, PSE, MCE, APIC, MTRR, PGE, MCA, PSE36, DS, ACPI, TM, PBE.
 constexpr std::uint32_t leaf1_edx_hidden = bit(1) | bit(2) | bit(3) | bit(7) | bit(9) | bit(12) | bit(13) | bit(14) |
@@ -37,6 +37,10 @@ constexpr std::uint32_t leaf1_edx_hidden = bit(1) | bit(2) | bit(3) | bit(7) | b
 // that need no state), SMAP: ring-0 or extended-state features a PV kernel cannot use.
 constexpr std::uint32_t leaf7_ebx_hidden = bit(0) | bit(5) | bit(7) | bit(10) | bit(11) | bit(16) | bit(17) |
                                            bit(20) | bit(21) | bit(26) | bit(27) | bit(28) | bit(30) | bit(31);
+
+// Leaf 0x80000001: SVM and 1 GiB pages (a PV guest's page tables may not use them), as Xen.
+constexpr std::uint32_t extended_ecx_hidden = bit(2);
+constexpr std::uint32_t extended_edx_hidden = bit(26);
 
 std::uint32_t chars(const char (&text)[5]) {
     return static_cast<std::uint32_t>(text[0]) | static_cast<std::uint32_t>(text[1]) << 8 |
@@ -98,6 +102,11 @@ CpuidLeaf guest_cpuid(CpuidSource& host, std::uint32_t leaf, std::uint32_t suble
         result.ebx &= ~leaf7_ebx_hidden;
         result.ecx = 0;
         result.edx = 0;
+    } else if (leaf == 7) {
+        result = {0, 0, 0, 0};  // subleaf 1 and up: AVX and AMX extensions, nothing a PV guest has
+    } else if (leaf == 0x8000'0001) {
+        result.ecx &= ~extended_ecx_hidden;
+        result.edx &= ~extended_edx_hidden;
     } else if (leaf == 0xD) {
         result = {0, 0, 0, 0};  // no XSAVE
     }

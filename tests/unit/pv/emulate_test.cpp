@@ -59,8 +59,13 @@ TEST_CASE("guest CPUID: Xen's leaves, the host's with PV-unusable features hidde
     CHECK((features.edx & (1u << 9)) == 0);   // no APIC
     CHECK((features.edx & (1u << 0)) != 0);   // the FPU stays
     CHECK((guest_cpuid(host, 7, 0, 4, 17).ebx & (1u << 7)) == 0);  // no SMEP
+    CHECK((features.ecx & (1u << 12)) == 0);  // no FMA (it needs AVX)
+    CHECK(guest_cpuid(host, 7, 1, 4, 17) == CpuidLeaf{0, 0, 0, 0});
     CHECK(guest_cpuid(host, 0xD, 1, 4, 17) == CpuidLeaf{0, 0, 0, 0});
-    CHECK(guest_cpuid(host, 0x8000'0001, 0, 4, 17).edx == 0xFFFF'FFFF);
+    const CpuidLeaf extended = guest_cpuid(host, 0x8000'0001, 0, 4, 17);
+    CHECK(extended.edx == ~(1u << 26));  // no 1 GiB pages
+    CHECK((extended.ecx & (1u << 2)) == 0);  // no SVM
+    CHECK((extended.edx & (1u << 29)) != 0);  // long mode stays
 }
 
 TEST_CASE_METHOD(EmulateFixture, "the forced-emulation prefix runs CPUID; a plain ud2 is not emulated", "[pv][emulate][cpuid]") {
