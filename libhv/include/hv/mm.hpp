@@ -89,6 +89,8 @@ using DomainRegistry = boost::intrusive::set<
     boost::intrusive::member_hook<DomainMemory, decltype(DomainMemory::registry_link), &DomainMemory::registry_link>,
     boost::intrusive::key_of_value<DomainIdOf>>;
 
+struct VcpuMmu;
+
 // What the memory component needs from the machine.
 class MemoryPlatform {
 public:
@@ -100,6 +102,17 @@ public:
     virtual void flush_tlb(const DomainMemory& domain) = 0;
     // Write back and invalidate the CPU caches (MMUEXT_FLUSH_CACHE, privileged domains only).
     virtual void flush_caches() = 0;
+
+    // The descriptors a vCPU's GDT puts in the CPU changed. A platform that maps the guest's
+    // descriptor frames into its own GDT (as Xen does) sees every change through the mapping and
+    // needs neither hook; one that copies the validated descriptors into its GDT follows them here.
+    // `vcpu` has a new GDT (set_gdt, or none when its domain is torn down): its gdt_frames and
+    // gdt_entries say which. Called once the frames are descriptor pages, their descriptors final.
+    virtual void gdt_changed(const DomainMemory& /*domain*/, const VcpuMmu& /*vcpu*/) {}
+    // Descriptor `index` of `frame`, a descriptor page (in a GDT), is now `descriptor`
+    // (update_descriptor); the platform updates every copy of the frame it keeps.
+    virtual void descriptor_changed(const DomainMemory& /*domain*/, Mfn /*frame*/, unsigned /*index*/,
+                                    std::uint64_t /*descriptor*/) {}
 
 protected:
     ~MemoryPlatform() = default;

@@ -106,8 +106,9 @@ public:
     Result<void> unpin(DomainMemory& domain, Mfn frame);
 
     // set_gdt: `entries` descriptors (at most FIRST_RESERVED_GDT_ENTRY) in `gdt_frames`, each of
-    // which becomes a descriptor page; the previous GDT's frames are let go. einval when a frame
-    // cannot be a descriptor page, and then the old GDT stays.
+    // which becomes a descriptor page; the previous GDT's frames are let go, and the platform is
+    // told (MemoryPlatform::gdt_changed). einval when a frame cannot be a descriptor page, and then
+    // the old GDT stays.
     Result<void> set_gdt(DomainMemory& domain, VcpuMmu& vcpu, std::span<const std::uint64_t> gdt_frames,
                          std::uint32_t entries);
 

@@ -6,26 +6,24 @@
 // so a lower DPL would let it give itself ring 0); no system descriptors (TSS, LDT, gates): those
 // are the hypervisor's. The descriptor's address must be 8-byte aligned, in a frame of the caller
 // that is a descriptor page or can be writable.
+//
+// While a frame is a descriptor page it is mapped read-only everywhere and this file's
+// write_descriptor is the only way its contents change, so a platform may copy the descriptors
+// into the CPU's GDT instead of mapping the frame: it hears of every write to a descriptor page
+// (MemoryPlatform::descriptor_changed) and of every new GDT (gdt_changed, from PageTables::set_gdt).
 #include <array>
 #include <cstring>
 
 #include <hv/descriptors.hpp>
 
 namespace hv::mm {
-namespace {
 
-constexpr std::uint64_t descriptor_present = 1ull << 47;
-constexpr std::uint64_t descriptor_code_or_data = 1ull << 44;  // the S bit: clear for system descriptors
-constexpr std::uint64_t descriptor_dpl = 3ull << 45;
-
-}  // namespace
-
-Result<std::uint64_t> check_descriptor(std::uint64_t descriptor) {
-    if (!(descriptor & descriptor_present))
-        return descriptor;
-    if (!(descriptor & descriptor_code_or_data))
+Result<std::uint64_t> check_descriptor(std::uint64_t value) {
+    if (!(value & descriptor::present))
+        return value;
+    if (!(value & descriptor::code_or_data))
         return Errc::einval;
-    return descriptor | descriptor_dpl;
+    return value | descriptor::dpl;
 }
 
 Result<void> validate_descriptor_page(std::span<std::uint64_t, entries_per_table> descriptors) {
@@ -52,7 +50,10 @@ Result<void> write_descriptor(PageTables& tables, DomainMemory& domain, std::uin
         frames.put_page(frame);
         return Errc::einval;
     }
-    std::memcpy(frames.platform().map(frame) + (machine_address & (page_size - 1)), &*checked, sizeof(descriptor));
+    const auto offset = static_cast<unsigned>(machine_address & (page_size - 1));
+    std::memcpy(frames.platform().map(frame) + offset, &*checked, sizeof(descriptor));
+    if (type == PageType::seg_desc)
+        frames.platform().descriptor_changed(domain, frame, offset / sizeof(descriptor), *checked);
     tables.put_type(frame);
     frames.put_page(frame);
     return {};

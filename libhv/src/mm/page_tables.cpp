@@ -422,6 +422,7 @@ Result<void> PageTables::set_gdt(DomainMemory& domain, VcpuMmu& vcpu, std::span<
     for (unsigned i = 0; i < needed; ++i)
         vcpu.gdt_frames[i] = gdt_frames[i];
     vcpu.gdt_entries = entries;
+    frames_.platform().gdt_changed(domain, vcpu);
     return {};
 }
 

@@ -82,3 +82,72 @@ TEST_CASE_METHOD(DescriptorFixture, "mm: update_descriptor validates what it wri
     CHECK(snapshot() == before);
     require_invariants();
 }
+
+TEST_CASE_METHOD(DescriptorFixture, "mm: set_gdt tells the platform of the new GDT once its frames are validated",
+                 "[mm]") {
+    const Mfn first = allocate(dom1), second = allocate(dom1);
+    table(second)[7] = code_descriptor(0);
+    REQUIRE(set_gdt_frames({first.value, second.value}, 520) == 0);
+    REQUIRE(platform.gdt_changes.size() == 1);
+    const auto& change = platform.gdt_changes[0];
+    CHECK(change.domain == dom1.id);
+    CHECK(change.vcpu == &vcpus[0]);
+    CHECK(change.entries == 520);
+    CHECK(change.frames == std::vector<std::uint64_t>{first.value, second.value});
+    CHECK(dpl_of(table(second)[7]) == 3);  // what the platform copies is already adjusted
+    // An empty GDT, and the teardown's, are changes too.
+    REQUIRE(set_gdt_frames({}, 0) == 0);
+    REQUIRE(platform.gdt_changes.size() == 2);
+    CHECK(platform.gdt_changes[1].entries == 0);
+    CHECK(platform.gdt_changes[1].frames.empty());
+    REQUIRE(set_gdt_frames({first.value}, 16) == 0);
+    while (!tables.relinquish(dom1, std::span{vcpus}.first(1), 64)) {
+    }
+    REQUIRE(platform.gdt_changes.size() == 4);
+    CHECK(platform.gdt_changes[3].entries == 0);
+    CHECK(platform.descriptor_changes.empty());
+}
+
+TEST_CASE_METHOD(DescriptorFixture, "mm: a refused set_gdt tells the platform nothing", "[mm][hostile]") {
+    const Mfn good = allocate(dom1), bad = allocate(dom1), theirs = allocate(dom2);
+    table(bad)[3] = tss_descriptor;
+    REQUIRE(set_gdt_frames({good.value}, 16) == 0);
+    platform.gdt_changes.clear();
+    CHECK(set_gdt_frames({good.value, bad.value}, 1024) == hv::xen_errno(Errc::einval));
+    CHECK(set_gdt_frames({theirs.value}, 16) == hv::xen_errno(Errc::einval));
+    CHECK(set_gdt_frames({good.value}, abi::FIRST_RESERVED_GDT_ENTRY + 1) == hv::xen_errno(Errc::einval));
+    CHECK(hv::mm::set_gdt(tables, caller, args::set_gdt{GuestHandle<abi::xen_ulong_t>{0xbad0000}, 16}) ==
+          hv::xen_errno(Errc::efault));
+    CHECK(platform.gdt_changes.empty());
+}
+
+TEST_CASE_METHOD(DescriptorFixture, "mm: update_descriptor tells the platform of each write to a descriptor page",
+                 "[mm]") {
+    const Mfn gdt = allocate(dom1), plain = allocate(dom1);
+    REQUIRE(set_gdt_frames({gdt.value}, 512) == 0);
+    CHECK(write(gdt, 5, code_descriptor(0)) == 0);
+    REQUIRE(platform.descriptor_changes.size() == 1);
+    const auto& change = platform.descriptor_changes[0];
+    CHECK(change.domain == dom1.id);
+    CHECK(change.frame == gdt);
+    CHECK(change.index == 5);
+    CHECK(change.descriptor == code_descriptor(3));  // as written: DPL raised
+    CHECK(table(gdt)[5] == change.descriptor);
+    // A frame that is no descriptor page is ordinary memory: nothing to follow.
+    CHECK(write(plain, 5, code_descriptor(3)) == 0);
+    CHECK(platform.descriptor_changes.size() == 1);
+    // Nor is a former GDT frame.
+    REQUIRE(set_gdt_frames({}, 0) == 0);
+    CHECK(write(gdt, 6, code_descriptor(3)) == 0);
+    CHECK(platform.descriptor_changes.size() == 1);
+}
+
+TEST_CASE_METHOD(DescriptorFixture, "mm: a refused update_descriptor tells the platform nothing", "[mm][hostile]") {
+    const Mfn gdt = allocate(dom1);
+    REQUIRE(set_gdt_frames({gdt.value}, 512) == 0);
+    CHECK(write(gdt, 6, tss_descriptor) == hv::xen_errno(Errc::einval));
+    CHECK(write(gdt, 6, code_descriptor(3), 4) == hv::xen_errno(Errc::einval));
+    CHECK(write(Mfn{gdt.value + 200}, 0, code_descriptor(3)) == hv::xen_errno(Errc::einval));
+    CHECK(platform.descriptor_changes.empty());
+    CHECK(table(gdt)[6] == 0);
+}

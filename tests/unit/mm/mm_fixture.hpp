@@ -27,10 +27,34 @@ public:
     }
     void flush_tlb(const DomainMemory&) override { ++flushes; }
     void flush_caches() override { ++cache_flushes; }
+    // What a platform copying descriptors into its own GDT hears: the vCPU's GDT as it was then.
+    void gdt_changed(const DomainMemory& domain, const VcpuMmu& vcpu) override {
+        gdt_changes.push_back({domain.id, &vcpu, vcpu.gdt_entries,
+                               std::vector<std::uint64_t>(vcpu.gdt_frames.begin(),
+                                                          vcpu.gdt_frames.begin() + vcpu.gdt_frame_count())});
+    }
+    void descriptor_changed(const DomainMemory& domain, Mfn frame, unsigned index, std::uint64_t descriptor) override {
+        descriptor_changes.push_back({domain.id, frame, index, descriptor});
+    }
+
+    struct GdtChange {
+        DomId domain;
+        const VcpuMmu* vcpu;
+        std::uint32_t entries;
+        std::vector<std::uint64_t> frames;
+    };
+    struct DescriptorChange {
+        DomId domain;
+        Mfn frame;
+        unsigned index;
+        std::uint64_t descriptor;
+    };
 
     std::vector<std::array<std::byte, page_size>> memory;
     int flushes = 0;
     int cache_flushes = 0;
+    std::vector<GdtChange> gdt_changes;
+    std::vector<DescriptorChange> descriptor_changes;
 };
 
 // Everything a test may assert did not change.
