@@ -40,9 +40,10 @@ struct [[gnu::packed]] TablePointer {
     std::uint64_t base;
 };
 
-// The whole GDT a PV guest can name: its own frames below entry 7168 (none installed yet) and
-// Xen's reserved entries above.
-constexpr std::size_t gdt_entries = pvkit::abi::FIRST_RESERVED_GDT_ENTRY + 512;
+// The whole GDT a PV guest can name, 16 pages as Xen's: the descriptors of the guest's own frames
+// below entry 7168 (guest_gdt.cpp copies them in) and Xen's reserved entries from there on.
+constexpr std::size_t gdt_entries = 8192;
+static_assert(gdt_entries * 8 - 1 == 0xFFFF, "every selector is inside the limit");
 constexpr std::size_t entry(std::uint16_t selector) { return selector >> 3; }
 
 constexpr std::uint64_t code64(unsigned dpl) { return 0x00AF'9A00'0000'FFFFull | (std::uint64_t{dpl} << 45); }
@@ -84,6 +85,8 @@ constexpr std::uint64_t cr4_osfxsr = 1 << 9, cr4_osxmmexcpt = 1 << 10, cr4_smep 
 constexpr std::uint64_t syscall_flag_mask = 0x200 | 0x100 | 0x400 | 0x4000 | 0x40000;
 
 }  // namespace
+
+std::span<std::uint64_t, guest_gdt_entries> guest_gdt() { return std::span{gdt}.first<guest_gdt_entries>(); }
 
 void load_cpu_tables() {
     gdt[entry(hypervisor_cs)] = code64(0);

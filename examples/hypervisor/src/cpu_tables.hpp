@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+
+#include <pvkit/abi.hpp>
 
 namespace hypervisor {
 
@@ -16,6 +19,11 @@ inline constexpr std::uint16_t hypervisor_ds = 0xe010;
 inline constexpr std::uint16_t guest_ss = 0xe02b;
 inline constexpr std::uint16_t guest_cs64 = 0xe033;
 inline constexpr std::uint16_t tss_selector = 0xe040;
+
+// The guest's part of the CPU's GDT: entries below FIRST_RESERVED_GDT_ENTRY (selectors below
+// 0xe000), which hold the running vCPU's descriptor frames (guest_gdt.cpp) and are zero past them.
+inline constexpr std::size_t guest_gdt_entries = pvkit::abi::FIRST_RESERVED_GDT_ENTRY;
+std::span<std::uint64_t, guest_gdt_entries> guest_gdt();
 
 // Loads the tables, the syscall MSRs and the control-register features (SSE, SMEP, SMAP). The
 // interrupt controllers are clock::init's.

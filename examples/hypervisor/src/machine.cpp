@@ -2,6 +2,7 @@
 #include "machine.hpp"
 
 #include "cpu.hpp"
+#include "guest_gdt.hpp"
 #include "guest_run.hpp"
 #include "memory_layout.hpp"
 
@@ -16,6 +17,13 @@ std::uint64_t DirectMap::hypervisor_l4_entry(const hv::mm::DomainMemory&, unsign
 void DirectMap::flush_tlb(const hv::mm::DomainMemory&) { load_guest_page_tables(); }
 
 void DirectMap::flush_caches() { asm volatile("wbinvd" : : : "memory"); }
+
+void DirectMap::gdt_changed(const hv::mm::DomainMemory&, const hv::mm::VcpuMmu& vcpu) { load_guest_gdt(vcpu); }
+
+void DirectMap::descriptor_changed(const hv::mm::DomainMemory&, hv::Mfn frame, unsigned index,
+                                   std::uint64_t descriptor) {
+    update_guest_gdt(frame, index, descriptor);
+}
 
 void Host::kick_vcpu(hv::domain::Domain&, std::uint32_t) {}
 

@@ -17,6 +17,10 @@ public:
     std::uint64_t hypervisor_l4_entry(const hv::mm::DomainMemory& domain, unsigned slot) override;
     void flush_tlb(const hv::mm::DomainMemory& domain) override;
     void flush_caches() override;
+    // The guest's descriptors are copied into the CPU's GDT (guest_gdt.cpp), and follow these.
+    void gdt_changed(const hv::mm::DomainMemory& domain, const hv::mm::VcpuMmu& vcpu) override;
+    void descriptor_changed(const hv::mm::DomainMemory& domain, hv::Mfn frame, unsigned index,
+                            std::uint64_t descriptor) override;
 };
 
 class SerialSink final : public hv::console::ConsoleSink {
