@@ -3,6 +3,7 @@
 
 #include <hv/domain_hypercalls.hpp>
 #include <hv/pv_emulate.hpp>
+#include <hv/pv_segments.hpp>
 #include <hv/pv_timers.hpp>
 #include <hv/pv_vcpu_op.hpp>
 #include <hv/pv_traps.hpp>
@@ -215,9 +216,12 @@ void crash(const char* why) {
 
 // The last check before iretq: what the guest may have set (through iret, its trap table or
 // its callbacks) must not make iretq itself fault, in ring 0. Xen fixes such a fault up and
-// sends the guest to its failsafe callback; here the domain crashes.
+// sends the guest to its failsafe callback; here the domain crashes. Selectors: Xen's flat pair
+// or the guest's own GDT's, as libhv judges them from the CPU's copy of its descriptors.
 void ensure_enterable(const GuestFrame& frame) {
-    const bool selectors = frame.cs == guest_cs64 && frame.ss == guest_ss;
+    const bool selectors = frame.cs <= 0xFFFF && frame.ss <= 0xFFFF &&
+                           hv::pv::returnable_selectors(static_cast<std::uint16_t>(frame.cs),
+                                                        static_cast<std::uint16_t>(frame.ss), guest_gdt());
     if (!selectors || !hv::is_canonical(frame.rip) || (frame.rflags & (1u << 17)) != 0)
         crash("its registers cannot be returned to (cs, ss or rip)");
 }
