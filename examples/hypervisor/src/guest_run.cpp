@@ -196,6 +196,16 @@ void load_segment_bases() {
     cpu::write_msr(msr_kernel_gs_base, kernel ? bases.gs_user : bases.gs_kernel);
 }
 
+// The CPU's FS base, and the running mode's GS base, are the vCPU's: the guest changes them
+// without the hypervisor when it loads a selector into %fs or %gs (the descriptor's base). Read
+// back on every entry, before anything uses or replaces them (Xen reads them back before it
+// switches modes).
+void save_segment_bases() {
+    hv::pv::SegmentBases& bases = running.handlers->bases;
+    bases.fs = cpu::read_msr(msr_fs_base);
+    (running.handlers->pv.kernel_mode ? bases.gs_kernel : bases.gs_user) = cpu::read_msr(msr_gs_base);
+}
+
 // The guest changed mode: its page tables and GS base change with it.
 void load_mode_page_tables() {
     load_guest_page_tables();
@@ -428,6 +438,7 @@ using hypervisor::GuestFrame;
 extern "C" void hv_syscall(GuestFrame* frame) {
     using namespace hypervisor;
     static NeverPreempt preemption;
+    save_segment_bases();
     if (!running.handlers->pv.kernel_mode) {
         // Not a hypercall: the guest kernel's system call, for its syscall callback.
         hv::pv::GuestRegisters registers = registers_of(*frame);
@@ -486,6 +497,8 @@ extern "C" void hv_trap(GuestFrame* frame) {
     std::uint64_t cr2;
     asm volatile("mov %%cr2, %0" : "=r"(cr2));
     const bool from_guest = (frame->cs & 3) != 0;
+    if (from_guest)
+        save_segment_bases();
     if (frame->vector >= first_external_vector) {
         if (frame->vector == clock::timer_vector)
             on_timer_interrupt();
