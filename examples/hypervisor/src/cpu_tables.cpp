@@ -134,8 +134,9 @@ void load_cpu_tables() {
     asm volatile("lidt %0" : : "m"(idt_pointer));
 
     // sysret would load cs = STAR[63:48] + 16 and ss = STAR[63:48] + 8: the guest's flat selectors.
-    // There is no 32-bit guest code segment, so no guest reaches compatibility mode; a syscall from
-    // there would still find CSTAR pointing at the same entry rather than at address 0.
+    // There is no 32-bit guest code segment among ours, but a guest may put one in its own GDT and
+    // far-jump to it: a syscall from compatibility mode finds CSTAR pointing at the same entry
+    // rather than at address 0, and no return to compatibility mode is allowed (ensure_enterable).
     cpu::write_msr(msr_star, (std::uint64_t{guest_cs64 - 16} << 48) | (std::uint64_t{hypervisor_cs} << 32));
     cpu::write_msr(msr_lstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
     cpu::write_msr(msr_cstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));

@@ -44,10 +44,10 @@ struct SegmentBases {
 };
 
 // set_segment_base: SEGBASE_FS, SEGBASE_GS_USER and SEGBASE_GS_KERNEL set that base (einval for a
-// non-canonical one); SEGBASE_GS_USER_SEL loads a selector into the user's GS, whose base becomes
-// the descriptor's: 0, since every selector the guest can name is flat while the guest's own
-// descriptor tables are not loaded. einval for any other `which`. The platform loads the bases
-// into the CPU after a success.
+// non-canonical one); SEGBASE_GS_USER_SEL stands for loading a selector into the user's GS, whose
+// base becomes the descriptor's: here always 0, right for the null and flat selectors 64-bit
+// Linux loads, not for a selector of the guest's GDT with a base of its own (not done yet).
+// einval for any other `which`. The platform loads the bases into the CPU after a success.
 long set_segment_base(SegmentBases& bases, const hypercall_args::set_segment_base& args);
 
 // physdev_op: PHYSDEVOP_set_iopl sets the vCPU's virtual IOPL (einval above 3), which decides
