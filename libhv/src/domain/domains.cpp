@@ -62,7 +62,8 @@ Result<void> Domains::create(Domain& domain) {
     frames().share_with(domain.memory, *shared_info);
     domain.shared_info = *shared_info;
     for (std::size_t i = 0; i < vcpus; ++i) {
-        storage.vcpus[i] = Vcpu{.online = i == 0};
+        storage.vcpus[i] = Vcpu{};
+        storage.vcpus[i].online = i == 0;
         storage.vcpu_memory[i] = mm::VcpuMmu{.domain = domain.id()};
     }
 
