@@ -96,9 +96,11 @@ public:
     Result<void> get_type(Mfn frame, PageType type, DomainMemory& owner);
     void put_type(Mfn frame);
 
-    // Devalidates up to `budget` of the domain's queued tables; true when none is left. The
-    // platform drains a domain's queue before it resumes one of its vCPUs (yielding between
-    // bounded steps), so that a guest sees the same effects as if the work had been immediate.
+    // Devalidates up to `budget` of the domain's queued tables; true when none is left. The memory
+    // hypercalls drain what they queue before they return (mmu_ops.hpp's finish_devalidation,
+    // preemptible through a continuation), so that a guest, and the next call of its multicall,
+    // sees the same effects as if the work had been immediate; whoever calls this class directly
+    // drains before a guest can look.
     bool drain(DomainMemory& domain, unsigned budget);
 
     // mmuext_op PIN_Lx_TABLE / UNPIN_TABLE.

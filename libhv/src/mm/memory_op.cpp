@@ -81,15 +81,24 @@ long reservation(PageTables& tables, MmuCaller& caller, unsigned command, std::u
         return domain.xen_errno();
     if (request->extent_order != 0)
         return static_cast<long>(start_extent);  // nothing larger than a page is handed out
+    const auto continue_from = [&](std::uint64_t extent) {
+        caller.continuation = {
+            true, {abi::HYPERVISOR_memory_op, {command | (extent << memop_extent_shift), argument.address}}};
+        return static_cast<long>(extent);
+    };
+    // A frame given back with its pin may queue a hierarchy for devalidation: it is finished before
+    // the next extent and before the call returns, as mmuext_op's UNPIN_TABLE does; a continuation
+    // finishes what was cut short before it goes on.
+    if (!finish_devalidation(tables, caller.preemption, {&caller.domain, *domain}))
+        return continue_from(start_extent);
     std::uint64_t extent = start_extent;
     for (; extent < request->nr_extents; ++extent) {
-        if (extent > start_extent && caller.preemption.pending()) {
-            caller.continuation = {
-                true, {abi::HYPERVISOR_memory_op, {command | (extent << memop_extent_shift), argument.address}}};
-            break;
-        }
+        if (extent > start_extent && caller.preemption.pending())
+            return continue_from(extent);
         if (!step(tables, caller, **domain, request->extent_start, extent))
             break;
+        if (!finish_devalidation(tables, caller.preemption, {&caller.domain, *domain}))
+            return continue_from(extent + 1);
     }
     return static_cast<long>(extent);
 }

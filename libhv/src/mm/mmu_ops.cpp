@@ -45,11 +45,33 @@ Result<Owners> decode_owners(FrameTable& frames, MmuCaller& caller, std::uint32_
     return Owners{*frame_owner, *table_owner};
 }
 
+// The domains whose queued devalidation a call finishes: the owners it acts for, and the caller.
+bool finish_for(PageTables& tables, MmuCaller& caller, const Owners& owners) {
+    return finish_devalidation(tables, caller.preemption, {owners.tables, owners.frames, &caller.domain});
+}
+
 // Runs `apply` on each element of a guest array, with Xen's batch rules: stop at the first
 // failure; let others run between elements, continuing later; write back how many were done.
+//
+// What an element queued for devalidation is finished before the next element runs and before the
+// batch returns (Xen's old_guest_table). Cut short by preemption, the batch continues with the
+// elements after it, and the continuation finishes the queue first. When no element is left (the
+// last one, or a failure, which ends the batch), the continuation is {result, batch_continued}: the
+// result where the list was, no element left (as Xen passes it in place of foreigndom, which here
+// still names the domains whose queue is finished). A continuation with elements left always has
+// at least one, so the two never meet.
 template <class Element, class Apply>
-long run_batch(MmuCaller& caller, std::uint64_t hypercall, GuestHandle<Element> list, std::uint32_t count,
-               GuestHandle<std::uint32_t> done_count, std::uint32_t foreigndom, Apply apply) {
+long run_batch(PageTables& tables, MmuCaller& caller, const Owners& owners, std::uint64_t hypercall,
+               GuestHandle<Element> list, std::uint32_t count, GuestHandle<std::uint32_t> done_count,
+               std::uint32_t foreigndom, Apply apply) {
+    // A queue left by an earlier part of this batch (or by anyone) goes first; cut short, the call
+    // is issued again exactly as it came.
+    if (!finish_for(tables, caller, owners)) {
+        caller.continuation = {true, {hypercall, {list.address, count, done_count.address, foreigndom, 0}}};
+        return 0;
+    }
+    if (count == batch_continued)  // every element was done; only the devalidation was left
+        return static_cast<long>(list.address);
     std::uint32_t done_before = 0;
     if (count & batch_continued) {
         count &= ~batch_continued;
@@ -58,18 +80,21 @@ long run_batch(MmuCaller& caller, std::uint64_t hypercall, GuestHandle<Element> 
                 done_before = *previous;
         }
     }
+    const auto continue_from = [&](std::uint32_t next) {
+        caller.continuation = {true,
+                               {hypercall,
+                                {list.address + next * sizeof(Element), (count - next) | batch_continued,
+                                 done_count.address, foreigndom, 0}}};
+    };
     // Elements are read a few at a time; a read that fails falls back to one element, so the
     // batch stops exactly at the first element the guest cannot show.
     std::array<Element, 16> buffer;
     std::uint32_t buffered_from = 0, buffered = 0;
     long result = 0;
     std::uint32_t done = 0;
-    for (; done < count; ++done) {
+    while (done < count) {
         if (done > 0 && caller.preemption.pending()) {
-            caller.continuation = {true,
-                                   {hypercall,
-                                    {list.address + done * sizeof(Element), (count - done) | batch_continued,
-                                     done_count.address, foreigndom, 0}}};
+            continue_from(done);
             break;
         }
         if (done == buffered_from + buffered) {
@@ -84,16 +109,27 @@ long run_batch(MmuCaller& caller, std::uint64_t hypercall, GuestHandle<Element> 
                 }
             }
         }
-        if ((result = apply(buffer[done - buffered_from])) != 0) {
-            if (result == xen_errno(validation_incomplete)) {  // this element again, later
-                caller.continuation = {true,
-                                       {hypercall,
-                                        {list.address + done * sizeof(Element), (count - done) | batch_continued,
-                                         done_count.address, foreigndom, 0}}};
-                result = 0;
-            }
+        result = apply(buffer[done - buffered_from]);
+        if (result == xen_errno(validation_incomplete)) {  // this element again, later
+            continue_from(done);
+            result = 0;
             break;
         }
+        if (result == 0)
+            ++done;
+        if (!finish_for(tables, caller, owners)) {
+            if (result == 0 && done < count)
+                continue_from(done);
+            else
+                caller.continuation = {true,
+                                       {hypercall,
+                                        {static_cast<std::uint64_t>(result), batch_continued, done_count.address,
+                                         foreigndom, 0}}};
+            result = 0;
+            break;
+        }
+        if (result != 0)
+            break;
     }
     if (done_count.address != 0 && !copy_to_guest(caller.memory, done_count, done_before + done) && result == 0)
         result = failure(Errc::efault);
@@ -236,7 +272,8 @@ long apply_mmuext_op(PageTables& tables, MmuCaller& caller, DomainMemory& owner,
     }
 }
 
-// A single update whose validation stopped is issued again, unchanged, to go on with it.
+// A single update whose validation stopped, or that could not start for queued devalidation, is
+// issued again, unchanged, to go on with it.
 long continue_if_incomplete(MmuCaller& caller, std::uint64_t hypercall, std::initializer_list<std::uint64_t> args,
                             long result) {
     if (result != xen_errno(validation_incomplete))
@@ -274,7 +311,8 @@ long mmu_update(PageTables& tables, MmuCaller& caller, const hypercall_args::mmu
     const auto owners = decode_owners(tables.frames(), caller, args.foreigndom);
     if (!owners)
         return owners.xen_errno();
-    return run_batch(caller, abi::HYPERVISOR_mmu_update, args.req, args.count, args.success_count, args.foreigndom,
+    return run_batch(tables, caller, *owners, abi::HYPERVISOR_mmu_update, args.req, args.count, args.success_count,
+                     args.foreigndom,
                      [&](const abi::mmu_update& request) { return apply_mmu_update(tables, caller, *owners, request); });
 }
 
@@ -283,12 +321,31 @@ long mmuext_op(PageTables& tables, MmuCaller& caller, const hypercall_args::mmue
     const auto owners = decode_owners(tables.frames(), caller, args.foreigndom & 0xFFFF);
     if (!owners)
         return owners.xen_errno();
-    return run_batch(caller, abi::HYPERVISOR_mmuext_op, args.op, args.count, args.success_count, args.foreigndom,
+    return run_batch(tables, caller, *owners, abi::HYPERVISOR_mmuext_op, args.op, args.count, args.success_count,
+                     args.foreigndom,
                      [&](const abi::mmuext_op& op) { return apply_mmuext_op(tables, caller, *owners->frames, op); });
 }
 
+bool finish_devalidation(PageTables& tables, Preemption& preemption, std::initializer_list<DomainMemory*> domains) {
+    bool first = true;  // one table whatever others do, so that every call makes progress
+    for (DomainMemory* domain : domains) {
+        while (!domain->devalidating.empty()) {
+            if (!first && preemption.pending())
+                return false;
+            first = false;
+            (void)tables.drain(*domain, 1);
+        }
+    }
+    return true;
+}
+
+// update_va_mapping changes one L1 entry, which queues nothing; it finishes what is queued on the
+// domains it acts for before it starts (issued again unchanged when cut short), so that it never
+// meets a table on its way out.
 long update_va_mapping(PageTables& tables, MmuCaller& caller, const hypercall_args::update_va_mapping& args) {
-    const long result = update_mapping(tables, caller, caller.domain, args.va, args.val, args.flags);
+    const long result = finish_devalidation(tables, caller.preemption, {&caller.domain})
+                            ? update_mapping(tables, caller, caller.domain, args.va, args.val, args.flags)
+                            : xen_errno(validation_incomplete);
     return continue_if_incomplete(caller, abi::HYPERVISOR_update_va_mapping, {args.va, args.val, args.flags}, result);
 }
 
@@ -297,7 +354,9 @@ long update_va_mapping_otherdomain(PageTables& tables, MmuCaller& caller,
     const auto owner = foreign_domain(tables.frames(), caller, args.domid);
     if (!owner)
         return owner.xen_errno();
-    const long result = update_mapping(tables, caller, **owner, args.va, args.val, args.flags);
+    const long result = finish_devalidation(tables, caller.preemption, {&caller.domain, *owner})
+                            ? update_mapping(tables, caller, **owner, args.va, args.val, args.flags)
+                            : xen_errno(validation_incomplete);
     return continue_if_incomplete(caller, abi::HYPERVISOR_update_va_mapping_otherdomain,
                                   {args.va, args.val, args.flags, args.domid}, result);
 }

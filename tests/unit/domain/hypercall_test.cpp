@@ -215,6 +215,51 @@ TEST_CASE_METHOD(MulticallFixture, "a call that asks for a continuation is writt
                            text.substr(256));
 }
 
+// Linux's xen_pgd_unpin: one multicall unpins a process's L4, then makes each of its table pages
+// writable again through the kernel's direct map. Each call sees the hierarchy gone.
+TEST_CASE_METHOD(MulticallFixture, "an unpin's tables can be made writable by the next calls of its multicall",
+                 "[domain][multicall]") {
+    DomainMemory& owner = guest->domain.memory;
+    const Mfn l4 = allocate(owner), l3 = allocate(owner), l2 = allocate(owner), l1 = allocate(owner);
+    table(l4)[0] = mm_test::entry(l3, rw);
+    table(l3)[0] = mm_test::entry(l2, rw);
+    table(l2)[0] = mm_test::entry(l1, rw);
+    const std::array process{l3, l2, l1, l4};  // xen_pgd_unpin's order: the L4 last
+    constexpr unsigned first_slot = 32;         // guest pages 32-35 map them read-only
+    for (unsigned i = 0; i < process.size(); ++i)
+        REQUIRE(tables.update_entry(owner, owner, guest->l1, first_slot + i, mm_test::entry(process[i], ro), false));
+    REQUIRE(tables.pin(owner, l4, 4));
+    abi::mmuext_op unpin{};
+    unpin.cmd = abi::MMUEXT_UNPIN_TABLE;
+    unpin.arg1.mfn = l4.value;
+    poke(*guest, data_area, unpin);
+    std::vector<abi::multicall_entry> batch{entry_for(abi::HYPERVISOR_mmuext_op, {data_area, 1, 0, abi::DOMID_SELF})};
+    for (unsigned i = 0; i < process.size(); ++i)
+        batch.push_back(entry_for(abi::HYPERVISOR_update_va_mapping,
+                                  {(first_slot + i) * page_size, mm_test::entry(process[i], rw), 0}));
+
+    SECTION("at once") {
+        CHECK(run(batch) == 0);
+    }
+    SECTION("preempted during the devalidation") {
+        preemption.allowed = 1;  // the L4 and the L3 are devalidated, then others wait
+        CHECK(run(batch) == 0);
+        REQUIRE(continuation.requested);
+        CHECK(continuation.registers.args[0] == argument_area);  // the unpin's entry, to finish it
+        CHECK(entry(0).args[1] == batch_continued);              // with no element left
+        CHECK(result(1) == 0x5555);
+        CHECK(infos[l2.value].has(PageInfo::devalidating));
+        require_invariants({guest.get()});
+        CHECK(reissue() == 0);
+    }
+    CHECK_FALSE(continuation.requested);
+    for (unsigned i = 0; i < batch.size(); ++i)
+        CHECK(result(i) == 0);
+    for (const Mfn frame : process)
+        CHECK(infos[frame.value].type == PageType::writable);
+    require_invariants({guest.get()});
+}
+
 TEST_CASE_METHOD(MulticallFixture, "a batch stops where its vCPU stops: for good at a shutdown, until woken at a block",
                  "[domain][multicall]") {
     poke(*guest, data_area, abi::evtchn_bind_ipi{0, 0});

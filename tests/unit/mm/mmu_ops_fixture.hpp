@@ -55,6 +55,9 @@ struct MmuHandlers {
     long mmu_update(MmuCaller& caller, const args::mmu_update& a) { return hv::mm::mmu_update(tables, caller, a); }
     long memory_op(MmuCaller& caller, const args::memory_op& a) { return hv::mm::memory_op(tables, caller, a); }
     long mmuext_op(MmuCaller& caller, const args::mmuext_op& a) { return hv::mm::mmuext_op(tables, caller, a); }
+    long update_va_mapping(MmuCaller& caller, const args::update_va_mapping& a) {
+        return hv::mm::update_va_mapping(tables, caller, a);
+    }
 };
 
 struct MmuOpsFixture : MmFixture {

@@ -191,9 +191,11 @@ TEST_CASE_METHOD(MmuOpsFixture, "mm: a table keeps its type while one of its ent
     REQUIRE(tables.unpin(dom1, t));  // T's only type reference is now Q's linear entry
     settle();
     require_invariants();
-    // Unlink Q (queued for devalidation), then ask T for an entry linking Q as an L2.
-    CHECK(update({write_entry(a, 0, 0), write_entry(t, 7, entry(q, rw))}) == hv::xen_errno(Errc::einval));
-    CHECK(done_count() == 1);
+    // Unlink Q (queued for devalidation), then ask T for an entry linking Q as an L2. Through
+    // PageTables, so that Q is still queued: mmu_update would devalidate it between the two.
+    REQUIRE(tables.update_entry(dom1, dom1, a, 0, 0, false));
+    CHECK(frames.info(q).has(PageInfo::devalidating));
+    CHECK(tables.update_entry(dom1, dom1, t, 7, entry(q, rw), false).error() == Errc::einval);
     CHECK(frames.info(t).type == PageType::l3);
     CHECK(table(t)[7] == 0);
     require_invariants();
