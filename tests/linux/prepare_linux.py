@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Prepare a boot bundle of Debian's own Linux kernel, unmodified, as a PV domain.
+
+    prepare_linux.py --bundle-tool PVKIT_BUNDLE --work DIR --out BUNDLE [--mem MIB]
+
+Downloads (apt-get download: Debian packages, nothing else) the kernel that linux-image-amd64
+depends on and busybox-static, unpacks them, makes an initramfs whose /init prints a line from
+user space and powers off, and writes a boot bundle with pvkit-bundle (which unwraps the bzImage
+and checks the kernel as the hypervisor will). The packages stay in DIR for the next run.
+"""
+
+import argparse
+import glob
+import os
+import re
+import stat
+import subprocess
+import sys
+
+INIT = """#!/bin/sh
+/bin/busybox echo "pvkit: hello from Linux user space"
+/bin/busybox uname -sr
+/bin/busybox poweroff -f
+"""
+
+
+def kernel_package():
+    """The versioned kernel package linux-image-amd64 depends on."""
+    depends = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True).stdout
+    match = re.search(r"Depends: (linux-image-[0-9][^\s]*-amd64)\b", depends)
+    if match is None:
+        sys.exit("prepare_linux: apt knows no linux-image-amd64 (run `apt-get update` once, as root)")
+    return match.group(1)
+
+
+def download(package, work):
+    """The .deb of `package` in `work`, downloaded if it is not there yet."""
+    found = glob.glob(os.path.join(work, f"{package}_*.deb"))
+    if not found:
+        subprocess.run(["apt-get", "download", package], cwd=work, check=True)
+        found = glob.glob(os.path.join(work, f"{package}_*.deb"))
+    if len(found) != 1:
+        sys.exit(f"prepare_linux: expected one {package} package in {work}, found {found}")
+    return found[0]
+
+
+def unpack(deb, into):
+    subprocess.run(["dpkg-deb", "-x", deb, into], check=True)
+
+
+def cpio_newc(entries):
+    """An uncompressed newc cpio archive of (name, mode, data) entries, as the kernel unpacks it."""
+    out = bytearray()
+    for number, (name, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], start=1):
+        encoded = name.encode() + b"\0"
+        fields = [number, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0]
+        out += b"070701" + b"".join(b"%08X" % value for value in fields) + encoded
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle-tool", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--mem", default="128")
+    options = parser.parse_args(argv)
+    os.makedirs(options.work, exist_ok=True)
+
+    kernel_root = os.path.join(options.work, "kernel")
+    busybox_root = os.path.join(options.work, "busybox")
+    unpack(download(kernel_package(), options.work), kernel_root)
+    unpack(download("busybox-static", options.work), busybox_root)
+    kernels = glob.glob(os.path.join(kernel_root, "boot", "vmlinuz-*"))
+    if len(kernels) != 1:
+        sys.exit(f"prepare_linux: expected one kernel in {kernel_root}/boot, found {kernels}")
+
+    with open(os.path.join(busybox_root, "bin", "busybox"), "rb") as busybox:
+        busybox_binary = busybox.read()
+    directory, executable, link = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755, stat.S_IFLNK | 0o777
+    initramfs = os.path.join(options.work, "initramfs.cpio")
+    with open(initramfs, "wb") as archive:
+        archive.write(cpio_newc([("bin", directory, b""), ("bin/busybox", executable, busybox_binary),
+                                 ("bin/sh", link, b"busybox"), ("dev", directory, b""),
+                                 ("init", executable, INIT.encode())]))
+
+    subprocess.run([options.bundle_tool, "create", options.out, kernels[0], "--name", "linux", "--mem", options.mem,
+                    "--ramdisk", initramfs, "--cmdline", "console=hvc0 rdinit=/init"], check=True)
+    print(f"prepare_linux: {options.out}: {os.path.basename(kernels[0])} with a busybox initramfs, {options.mem} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
