@@ -344,7 +344,8 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         console.write("no domain: give a boot bundle or a kernel image as the initrd\n");
     }
 
-    const std::uint8_t status = parse_exit_status(cmdline).value_or(0);
+    // Here no domain ran: with an initrd given, that is a failure (its reason is printed above).
+    const std::uint8_t status = parse_exit_status(cmdline).value_or(loaded.empty() ? 0 : 1);
     console.write("exiting with status ");
     console.write_decimal(status);
     console.write("\n");
