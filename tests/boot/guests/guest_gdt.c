@@ -161,20 +161,6 @@ static uint64_t iret_to_kernel(void)
     return (uint64_t)cs << 16 | ss;
 }
 
-/* The user page tables: the kernel's L4 as it is, pinned, then installed. */
-static int install_user_page_tables(const struct pvk_start_info *info)
-{
-    const uint64_t *kernel_l4 = (const uint64_t *)info->pt_base;
-    for (int slot = 0; slot < 512; ++slot)
-        user_l4[slot] = kernel_l4[slot];
-    if (remap(user_l4, 0) != 0)
-        return 0;
-    struct pvk_mmuext_op ops[2] = {{.cmd = PVK_MMUEXT_PIN_L4_TABLE}, {.cmd = PVK_MMUEXT_NEW_USER_BASEPTR}};
-    ops[0].arg1.mfn = ops[1].arg1.mfn = mfn_of(user_l4);
-    uint32_t done = 0;
-    return pvk_hypercall_mmuext_op(ops, 2, &done, PVK_DOMID_SELF) == 0 && done == 2;
-}
-
 int pvk_main(const struct pvk_start_info *info)
 {
     pages_init(info);
@@ -237,7 +223,7 @@ int pvk_main(const struct pvk_start_info *info)
     report_check(iret_to_kernel() == ((uint64_t)USER_CS << 16 | USER_DS),
                  "iret to kernel mode with cs 0x30 runs on cs 0x33, ss 0x2b");
 
-    report_check(install_user_page_tables(info), "user page tables pinned and installed");
+    report_check(install_user_page_tables(info, user_l4, -1), "user page tables pinned and installed");
     report_check(pvk_hypercall_stack_switch(0xe02b, (uint64_t)(trap_stack + sizeof trap_stack - 64)) == 0,
                  "stack_switch");
     struct pvk_callback_register syscall = {.type = PVK_CALLBACKTYPE_syscall, .address = (uint64_t)syscall_callback};

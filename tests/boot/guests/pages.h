@@ -21,5 +21,9 @@ void pages_init(const struct pvk_start_info *info);
 uint64_t mfn_of(const void *page);
 /* Maps `page` again over its own frame, read-only or writable; returns the hypercall's result. */
 long remap(const void *page, int writable);
+/* User page tables: `user_l4` (a page of the image) gets the kernel's L4 entries except slot
+ * `left_out` (-1: none), is made read-only, pinned and installed with MMUEXT_NEW_USER_BASEPTR.
+ * Whether all of that succeeded. */
+int install_user_page_tables(const struct pvk_start_info *info, uint64_t *user_l4, int left_out);
 
 #endif

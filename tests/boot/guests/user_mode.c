@@ -171,20 +171,6 @@ static int map_trap_stack(const struct pvk_start_info *info)
     return pvk_hypercall_mmu_update(&hook, 1, &done, PVK_DOMID_SELF) == 0 && done == 1;
 }
 
-/* The user page tables: the kernel's L4 without slot 510, pinned, then installed. */
-static int install_user_page_tables(const struct pvk_start_info *info)
-{
-    const uint64_t *kernel_l4 = (const uint64_t *)info->pt_base;
-    for (int slot = 0; slot < 512; ++slot)
-        user_l4[slot] = slot == 510 ? 0 : kernel_l4[slot];
-    if (remap(user_l4, 0) != 0)
-        return 0;
-    struct pvk_mmuext_op ops[2] = {{.cmd = PVK_MMUEXT_PIN_L4_TABLE}, {.cmd = PVK_MMUEXT_NEW_USER_BASEPTR}};
-    ops[0].arg1.mfn = ops[1].arg1.mfn = mfn_of(user_l4);
-    uint32_t done = 0;
-    return pvk_hypercall_mmuext_op(ops, 2, &done, PVK_DOMID_SELF) == 0 && done == 2;
-}
-
 int pvk_main(const struct pvk_start_info *info)
 {
     pages_init(info);
@@ -196,7 +182,8 @@ int pvk_main(const struct pvk_start_info *info)
     *(volatile uint64_t *)(TRAP_STACK + 8) = 42;
     report_check(*(volatile uint64_t *)(TRAP_STACK + 8) == 42 && ((volatile uint64_t *)trap_stack_page)[1] == 42,
                  "the kernel reaches it");
-    report_check(install_user_page_tables(info), "user page tables pinned and installed (NEW_USER_BASEPTR)");
+    report_check(install_user_page_tables(info, user_l4, 510),  /* the trap stack's slot left out */
+                 "user page tables pinned and installed (NEW_USER_BASEPTR)");
     report_check(pvk_hypercall_stack_switch(0xe02b, TRAP_STACK_TOP) == 0, "stack_switch");
 
     static struct pvk_trap_info traps[8];
