@@ -53,16 +53,20 @@ alignas(4096) std::array<std::uint64_t, gdt_entries> gdt;
 TaskState tss;
 alignas(16) std::array<IdtGate, 256> idt;
 // Exceptions that may strike at any instruction, the two before the syscall entry has switched
-// stacks included, run on stacks of their own (IST): never on one a guest chose.
+// stacks included, run on stacks of their own (IST): never on one a guest chose. #DB is one: a
+// guest's data breakpoint on `mov ss` is held back to the next instruction, which may be the
+// syscall entry or an exception's, in ring 0 (the MOV SS erratum, Xen's XSA-260).
+alignas(16) std::array<std::byte, 4096> debug_stack;
 alignas(16) std::array<std::byte, 4096> double_fault_stack;
 alignas(16) std::array<std::byte, 4096> nmi_stack;
 alignas(16) std::array<std::byte, 4096> machine_check_stack;
 
-constexpr std::uint8_t nmi_vector = 2, double_fault_vector = 8, machine_check_vector = 18;
-constexpr unsigned double_fault_ist = 1, nmi_ist = 2, machine_check_ist = 3;
+constexpr std::uint8_t debug_vector = 1, nmi_vector = 2, double_fault_vector = 8, machine_check_vector = 18;
+constexpr unsigned double_fault_ist = 1, nmi_ist = 2, machine_check_ist = 3, debug_ist = 4;
 
 constexpr std::uint8_t ist_for(unsigned vector) {
-    return vector == double_fault_vector ? double_fault_ist
+    return vector == debug_vector        ? debug_ist
+           : vector == double_fault_vector ? double_fault_ist
            : vector == nmi_vector        ? nmi_ist
            : vector == machine_check_vector ? machine_check_ist
                                             : 0;
@@ -73,6 +77,7 @@ std::uint64_t top_of(std::array<std::byte, size>& stack) {
     return reinterpret_cast<std::uint64_t>(stack.data() + size);
 }
 
+constexpr std::uint32_t msr_sysenter_cs = 0x174;
 constexpr std::uint32_t msr_star = 0xC000'0081;
 constexpr std::uint32_t msr_lstar = 0xC000'0082;
 constexpr std::uint32_t msr_cstar = 0xC000'0083;
@@ -97,6 +102,7 @@ void load_cpu_tables() {
     tss.ist[double_fault_ist - 1] = top_of(double_fault_stack);
     tss.ist[nmi_ist - 1] = top_of(nmi_stack);
     tss.ist[machine_check_ist - 1] = top_of(machine_check_stack);
+    tss.ist[debug_ist - 1] = top_of(debug_stack);
     tss.io_map_base = sizeof(TaskState);  // no I/O bitmap: every port faults in ring 3
     const auto tss_base = reinterpret_cast<std::uint64_t>(&tss);
     gdt[entry(tss_selector)] = (sizeof(TaskState) - 1) | ((tss_base & 0xFF'FFFF) << 16) | (0x89ull << 40) |
@@ -141,6 +147,8 @@ void load_cpu_tables() {
     cpu::write_msr(msr_lstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
     cpu::write_msr(msr_cstar, reinterpret_cast<std::uint64_t>(&hv_syscall_entry));
     cpu::write_msr(msr_sfmask, syscall_flag_mask);
+    // sysenter from ring 3 faults (#GP) with a null SYSENTER_CS, whatever firmware left there.
+    cpu::write_msr(msr_sysenter_cs, 0);
 
     // SSE for guests (the hypervisor itself uses general registers only); SMEP where the CPU has
     // it, so that ring 0 never runs a guest's (user) page by mistake. Not SMAP: QEMU 7.2's TCG

@@ -19,6 +19,7 @@
 #include <array>
 #include <cstring>
 
+#include "cpu.hpp"
 #include "cpu_tables.hpp"
 #include "memory_layout.hpp"
 
@@ -38,6 +39,8 @@ void load_guest_gdt(const hv::mm::VcpuMmu& vcpu) {
     const unsigned count = vcpu.gdt_frame_count();
     for (unsigned i = 0; i < count; ++i) {
         const auto* descriptors = phys_to_virt<const std::uint64_t>(vcpu.gdt_frames[i] << 12, hv::mm::page_size);
+        if (descriptors == nullptr)
+            cpu::exit_qemu(255);  // every frame the heap hands out is in the boot window: a bug
         std::memcpy(&gdt[i * descriptors_per_frame], descriptors, hv::mm::page_size);
         loaded_frames[i] = vcpu.gdt_frames[i];
     }

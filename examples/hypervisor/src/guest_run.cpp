@@ -497,6 +497,14 @@ extern "C" void hv_trap(GuestFrame* frame) {
     std::uint64_t cr2;
     asm volatile("mov %%cr2, %0" : "=r"(cr2));
     const bool from_guest = (frame->cs & 3) != 0;
+    constexpr std::uint64_t debug = 1;
+    if (frame->vector == debug && !from_guest) {
+        // A guest's data breakpoint held back by mov ss until the first instruction of an entry
+        // (on its own IST stack): the guest's event, latched in its DR6 as Xen does; carry on.
+        hv::pv::record_debug_exception(running.handlers->pv, cpu::read_debug_status());
+        cpu::write_debug_status(hv::pv::DebugRegisters::status_default);
+        return;
+    }
     if (from_guest)
         save_segment_bases();
     if (frame->vector >= first_external_vector) {

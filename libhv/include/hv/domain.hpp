@@ -171,7 +171,8 @@ public:
     // VCPUOP_register_vcpu_info: vCPU `vcpu`'s vcpu_info moves to `offset` in `frame`, a frame of
     // the domain's own, held with a writable type until the domain dies (so that it never becomes
     // a page table). The current contents are copied there first and every event is flagged, so
-    // that nothing pending is lost. einval for an offset where a vcpu_info does not fit, a vCPU
+    // that nothing pending is lost. einval for an offset where a vcpu_info does not fit or that
+    // is not aligned for it, a vCPU
     // that already moved its vcpu_info, or a frame that is not the domain's or cannot be writable.
     Result<void> register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset);
     // Moves what the guest wrote to its ring onto the console, and signals it when it did.

@@ -209,7 +209,8 @@ Result<Port> Domains::attach_console_ring(Domain& domain, Mfn ring) {
 Result<void> Domains::register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset) {
     constexpr std::uint64_t page_size = 4096;
     if (vcpu >= domain.vcpu_count() || domain.vcpus[vcpu].vcpu_info_frame || !domain.events ||
-        offset > page_size - sizeof(abi::vcpu_info) || !hold_writable(domain, frame))
+        offset > page_size - sizeof(abi::vcpu_info) || offset % alignof(abi::vcpu_info) != 0 ||
+        !hold_writable(domain, frame))
         return Errc::einval;
     auto* info = reinterpret_cast<abi::vcpu_info*>(frames().platform().map(frame) + offset);
     *info = *domain.events->vcpus[vcpu].info;

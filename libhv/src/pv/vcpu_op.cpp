@@ -50,6 +50,9 @@ long vcpu_op(VcpuOpCaller& caller, const hypercall_args::vcpu_op& args) {
     if (args.cmd == abi::VCPUOP_is_up)
         return caller.domain.vcpus[args.vcpuid].online ? 1 : 0;
     if (args.cmd == abi::VCPUOP_register_vcpu_info) {
+        // Another vCPU's only while it is down, as Xen: a running one may be using its vcpu_info.
+        if (args.vcpuid != caller.vcpu && caller.domain.vcpus[args.vcpuid].online)
+            return xen_errno(Errc::einval);
         long error = 0;
         const auto request = argument<abi::vcpu_register_vcpu_info>(caller, args, error);
         if (!request)

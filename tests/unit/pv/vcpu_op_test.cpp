@@ -90,6 +90,12 @@ TEST_CASE_METHOD(VcpuOpFixture, "vcpu_op: register_vcpu_info moves events to a p
           hv::xen_errno(Errc::einval));
     CHECK(vcpu_op(abi::VCPUOP_register_vcpu_info, abi::vcpu_register_vcpu_info{guest->l1.value, 0, 0}) ==
           hv::xen_errno(Errc::einval));  // a page table cannot be written by the hypervisor
+    CHECK(vcpu_op(abi::VCPUOP_register_vcpu_info, abi::vcpu_register_vcpu_info{page.value, 68, 0}) ==
+          hv::xen_errno(Errc::einval));  // misaligned
+    guest->domain.vcpus[1].online = true;
+    CHECK(vcpu_op(abi::VCPUOP_register_vcpu_info, abi::vcpu_register_vcpu_info{page.value, 0, 0}, 1) ==
+          hv::xen_errno(Errc::einval));  // another vCPU, running
+    guest->domain.vcpus[1].online = false;
     shared_info(*guest).vcpu_info[0].evtchn_upcall_mask = 1;
     REQUIRE(vcpu_op(abi::VCPUOP_register_vcpu_info, abi::vcpu_register_vcpu_info{page.value, 64, 0}) == 0);
     const auto& moved = *reinterpret_cast<abi::vcpu_info*>(platform.map(page) + 64);
