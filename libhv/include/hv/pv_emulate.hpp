@@ -70,6 +70,7 @@ struct Emulation {
 
 // Emulates the instruction at rip that raised `vector` (#UD: the forced CPUID; #GP: rdmsr,
 // wrmsr, mov from cr0, cr2 (the last page fault's address, vcpu_info's arch.cr2), cr3 or cr4,
+// mov to cr4 (TSD and DE kept and read back, not enforced; the other bits are Xen's),
 // in, out; cli and sti, which set and clear the upcall mask, when the virtual IOPL admits the
 // guest kernel as ring 1), in guest kernel mode only except for the forced CPUID. On success the
 // registers hold the results and rip is past the instruction; after sti the platform delivers any

@@ -69,6 +69,7 @@ struct PvVcpu {
     bool syscall_masks_events = false;
     bool fpu_task_switched = false;           // the guest's CR0.TS (fpu_taskswitch)
     unsigned iopl = 0;                        // the virtual IOPL (PHYSDEVOP_set_iopl)
+    std::uint64_t cr4_guest_controlled = 0;   // the CR4 bits the guest set (TSD, DE): kept, not enforced
     DebugRegisters debug;
 };
 

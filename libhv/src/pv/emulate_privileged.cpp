@@ -23,6 +23,8 @@ constexpr std::uint32_t bit(unsigned number) { return 1u << number; }
 constexpr std::uint64_t cr0_task_switched = bit(3);
 // CR4 as Xen shows it to a 64-bit PV kernel: PAE, and the SSE enables it relies on.
 constexpr std::uint64_t cr4_guest_visible = bit(5) | bit(9) | bit(10);
+// What a PV kernel may set in its CR4 (Linux's prctl(PR_SET_TSC) sets TSD): kept and read back.
+constexpr std::uint64_t cr4_guest_controls = bit(2) | bit(3);  // TSD, DE
 
 // CPUID leaf 1 features a PV guest must not see: it cannot use them from ring 3 or the
 // hypervisor does not virtualise them (monitor/mwait, VMX, SMX, speed and thermal control, PCID,
@@ -253,12 +255,20 @@ Emulation emulate_privileged(PvVcpu& vcpu, SegmentBases& bases, abi::vcpu_info& 
             value = machine.cr3;
             break;
         case 4:
-            value = machine.cr4 & cr4_guest_visible;
+            value = (machine.cr4 & cr4_guest_visible) | vcpu.cr4_guest_controlled;
             break;
         default:
             return {false, false};
         }
         register_by_number(registers, (modrm & 7) | ((rex & 1) << 3)) = value;
+        return done(at + 3);
+    }
+    if (opcode == 0x0F && next(1) == 0x22 && next(2) >= 0 && !operand_16) {  // mov %reg, %cr4
+        const auto modrm = static_cast<std::uint8_t>(next(2));
+        if ((modrm >> 6) != 3 || (rex & 4) != 0 || ((modrm >> 3) & 7) != 4)
+            return {false, false};
+        // As Xen: the write is taken; only the bits a guest controls are kept, the rest is Xen's.
+        vcpu.cr4_guest_controlled = register_by_number(registers, (modrm & 7) | ((rex & 1) << 3)) & cr4_guest_controls;
         return done(at + 3);
     }
     if ((opcode == 0xFA || opcode == 0xFB) && rex == 0 && !operand_16) {  // cli, sti

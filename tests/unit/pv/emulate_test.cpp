@@ -127,6 +127,11 @@ TEST_CASE_METHOD(EmulateFixture, "mov from control registers and port I/O in gue
     CHECK(registers.rdx == 0xFFFF'FFFF'8000'5000);
     CHECK(run({0x0F, 0x20, 0xE6}).emulated);  // mov %cr4, %rsi: PAE, OSFXSR, OSXMMEXCPT
     CHECK(registers.rsi == 0x620);
+    registers.rdi = 0x0010'06A4 | 0x8;  // TSD and DE, with the rest as read
+    CHECK(run({0x0F, 0x22, 0xE7}).emulated);  // mov %rdi, %cr4
+    CHECK(run({0x0F, 0x20, 0xE6}).emulated);
+    CHECK(registers.rsi == (0x620 | 0xC));
+    CHECK_FALSE(run({0x0F, 0x22, 0xC7}).emulated);  // mov %rdi, %cr0
     CHECK_FALSE(run({0x44, 0x0F, 0x20, 0xC0}).emulated);  // mov %cr8, %rax
     CHECK_FALSE(run({0x0F, 0x22, 0xD8}).emulated);  // mov %rax, %cr3
 
