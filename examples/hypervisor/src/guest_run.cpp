@@ -212,6 +212,20 @@ void load_mode_page_tables() {
     load_segment_bases();
 }
 
+// The vCPU goes on with `registers` (a bounce, an iret or an emulation made them); when that
+// changed its mode, the mode's page tables and GS base are loaded.
+void take_registers(const hv::pv::GuestRegisters& registers, GuestFrame& frame, bool mode_changed) {
+    store(registers, frame);
+    if (mode_changed)
+        load_mode_page_tables();
+}
+
+// A #DB: the CPU's DR6 becomes the guest's (get_debugreg(6)), and the CPU's is reset.
+void latch_debug_status() {
+    hv::pv::record_debug_exception(running.handlers->pv, cpu::read_debug_status());
+    cpu::write_debug_status(hv::pv::DebugRegisters::status_default);
+}
+
 [[noreturn]] void finish();
 
 void crash(const char* why) {
@@ -255,9 +269,7 @@ void deliver_pending_event(GuestFrame& frame) {
     if (delivered) {
         if (delivered->outcome != hv::pv::Bounce::delivered)
             crash("its stack cannot take an event upcall");
-        store(registers, frame);
-        if (delivered->mode_changed)
-            load_mode_page_tables();
+        take_registers(registers, frame, delivered->mode_changed);
     }
     load_task_switched();
     ensure_enterable(frame);
@@ -332,9 +344,7 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
         running.domains->crash(caller.domain);
         return 0;
     }
-    store(registers, *frame);
-    if (resumed->mode_changed)
-        load_mode_page_tables();
+    take_registers(registers, *frame, resumed->mode_changed);
     return static_cast<long>(resumed->rax);
 }
 
@@ -358,9 +368,7 @@ bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
     const auto error_code = static_cast<std::uint32_t>(frame.error_code);
     hv::pv::GuestRegisters registers = registers_of(frame);
     const auto resume = [&](bool mode_changed) {
-        store(registers, frame);
-        if (mode_changed)
-            load_mode_page_tables();
+        take_registers(registers, frame, mode_changed);
         deliver_pending_event(frame);
         return true;
     };
@@ -370,10 +378,8 @@ bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
                                                   error_code))
             return interrupt->outcome == hv::pv::Bounce::delivered && resume(interrupt->mode_changed);
     }
-    if (vector == debug) {
-        hv::pv::record_debug_exception(calls.pv, cpu::read_debug_status());
-        cpu::write_debug_status(hv::pv::DebugRegisters::status_default);
-    }
+    if (vector == debug)
+        latch_debug_status();
     if (vector == page_fault) {
         static NeverPreempt preemption;
         hv::Continuation continuation;
@@ -447,9 +453,7 @@ extern "C" void hv_syscall(GuestFrame* frame) {
             crash(bounced.outcome == hv::pv::Bounce::no_handler
                       ? "a syscall from user mode, with no syscall callback and no #UD handler"
                       : "its kernel stack cannot take a syscall from user mode");
-        store(registers, *frame);
-        if (bounced.mode_changed)
-            load_mode_page_tables();
+        take_registers(registers, *frame, bounced.mode_changed);
         deliver_pending_event(*frame);
         return;
     }
@@ -501,8 +505,7 @@ extern "C" void hv_trap(GuestFrame* frame) {
     if (frame->vector == debug && !from_guest) {
         // A guest's data breakpoint held back by mov ss until the first instruction of an entry
         // (on its own IST stack): the guest's event, latched in its DR6 as Xen does; carry on.
-        hv::pv::record_debug_exception(running.handlers->pv, cpu::read_debug_status());
-        cpu::write_debug_status(hv::pv::DebugRegisters::status_default);
+        latch_debug_status();
         return;
     }
     if (from_guest)
