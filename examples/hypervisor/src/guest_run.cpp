@@ -238,16 +238,37 @@ void crash(const char* why) {
     finish();
 }
 
-// The last check before iretq: what the guest may have set (through iret, its trap table or
-// its callbacks) must not make iretq itself fault, in ring 0. Xen fixes such a fault up and
-// sends the guest to its failsafe callback; here the domain crashes. Selectors: Xen's flat pair
-// or the guest's own GDT's, as libhv judges them from the CPU's copy of its descriptors.
-void ensure_enterable(const GuestFrame& frame) {
+// The guest's data segment selectors: the CPU's, since the hypervisor never loads them.
+hv::pv::DataSelectors data_selectors() {
+    hv::pv::DataSelectors selectors;
+    asm volatile("mov %%ds, %0; mov %%es, %1; mov %%fs, %2; mov %%gs, %3"
+                 : "=r"(selectors.ds), "=r"(selectors.es), "=r"(selectors.fs), "=r"(selectors.gs));
+    return selectors;
+}
+
+// Whether iretq can return to `frame` without faulting in ring 0 on what the guest may have set
+// (through iret, its trap table or its callbacks): selectors Xen's flat pair or the guest's own
+// GDT's, as libhv judges them from the CPU's copy of its descriptors, rip canonical, no VM flag.
+bool enterable(const GuestFrame& frame) {
     const bool selectors = frame.cs <= 0xFFFF && frame.ss <= 0xFFFF &&
                            hv::pv::returnable_selectors(static_cast<std::uint16_t>(frame.cs),
                                                         static_cast<std::uint16_t>(frame.ss), guest_gdt());
-    if (!selectors || !hv::is_canonical(frame.rip) || (frame.rflags & (1u << 17)) != 0)
-        crash("its registers cannot be returned to (cs, ss or rip)");
+    return selectors && hv::is_canonical(frame.rip) && (frame.rflags & (1u << 17)) == 0;
+}
+
+// The last check before iretq. Where Xen's iretq faults and it enters the guest's failsafe
+// callback instead, the failsafe callback is entered before; without one the domain crashes.
+void ensure_enterable(GuestFrame& frame) {
+    if (enterable(frame))
+        return;
+    hv::pv::GuestRegisters registers = registers_of(frame);
+    const auto bounced =
+        hv::pv::bounce_failsafe(running.handlers->pv, vcpu_info(), kernel_space, registers, data_selectors());
+    if (bounced.outcome == hv::pv::Bounce::no_handler)
+        crash("its registers cannot be returned to (cs, ss or rip) and it has no failsafe callback");
+    if (bounced.outcome != hv::pv::Bounce::delivered)
+        crash("its registers cannot be returned to (cs, ss or rip) and its stack cannot take the failsafe frame");
+    take_registers(registers, frame, bounced.mode_changed);
 }
 
 // The guest's CR0.TS in the CPU (fpu_taskswitch sets it, delivering #NM clears it).
@@ -264,6 +285,7 @@ void load_task_switched() {
 void deliver_pending_event(GuestFrame& frame) {
     // Tables whose last use went are devalidated before the guest runs again (PageTables::drain).
     running.domains->page_tables().drain(running.domain->memory, UINT32_MAX);
+    ensure_enterable(frame);
     hv::pv::GuestRegisters registers = registers_of(frame);
     const auto delivered = hv::pv::deliver_event(running.handlers->pv, vcpu_info(), kernel_space, registers);
     if (delivered) {
@@ -272,7 +294,6 @@ void deliver_pending_event(GuestFrame& frame) {
         take_registers(registers, frame, delivered->mode_changed);
     }
     load_task_switched();
-    ensure_enterable(frame);
 }
 
 // The vCPU's runstate changes, and the guest's copy follows.

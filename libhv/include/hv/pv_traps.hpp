@@ -153,6 +153,22 @@ long callback_op(PvVcpu& vcpu, GuestMemory& memory, const hypercall_args::callba
 std::optional<BounceResult> deliver_event(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory,
                                           GuestRegisters& registers);
 
+// The data segment selectors a vCPU runs with, which the failsafe frame reports.
+struct DataSelectors {
+    std::uint16_t ds, es, fs, gs;
+};
+
+// The failsafe callback: `registers` are what the vCPU was to resume with, and the CPU cannot
+// return to them (iretq would fault on cs, ss or rip). As Xen, the guest kernel's failsafe
+// callback is entered instead, with the frame (from the lowest address up)
+//   rcx, r11, ds, es, fs, gs, rip, cs, rflags, rsp, ss
+// built like an exception's from those registers and `selectors` (on the kernel stack for a
+// return to user mode, on the current stack otherwise), events masked if the callback was
+// registered with CALLBACKF_mask_events. no_handler when the guest registered none (Xen crashes
+// the domain); nothing changes unless the outcome is `delivered`.
+BounceResult bounce_failsafe(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
+                             const DataSelectors& selectors);
+
 // HYPERVISOR_iret from guest kernel mode: reads the iret_context at the guest's rsp and resumes
 // there; to user mode when its cs has RPL 3 (then `mode_changed` is set), else in kernel mode;
 // rcx and r11 restored, or with VGCF_in_syscall left as sysret leaves them (rcx = rip,

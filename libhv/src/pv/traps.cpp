@@ -1,6 +1,8 @@
 // Trap tables, exception bounces and iret for 64-bit PV guests (see hv/pv_traps.hpp).
 #include <hv/pv_traps.hpp>
 
+#include <variant>
+
 namespace hv::pv {
 namespace {
 
@@ -48,21 +50,28 @@ long stack_switch(PvVcpu& vcpu, const hypercall_args::stack_switch& args) {
 
 namespace {
 
+// What Xen's frame carries between r11 and rip: an exception's error code, the failsafe
+// callback's data selectors, or nothing.
+using FrameExtra = std::variant<std::monostate, std::uint32_t, DataSelectors>;
+
 // Enters the guest at `handler` with Xen's frame on its kernel stack (see hv/pv_traps.hpp).
 BounceResult enter_handler(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
-                           std::uint64_t handler, std::optional<std::uint32_t> error_code, bool mask_events) {
+                           std::uint64_t handler, const FrameExtra& extra, bool mask_events) {
     const bool from_user = !vcpu.kernel_mode;
     std::uint64_t saved_flags = registers.rflags & ~flag_if;
     if (info.evtchn_upcall_mask == 0)
         saved_flags |= flag_if;
     const std::uint64_t saved_cs = (from_user ? registers.cs | 3 : registers.cs & ~3) |
                                    std::uint64_t{info.evtchn_upcall_mask} << saved_mask_shift;
-    std::array<std::uint64_t, 8> frame{};  // from the lowest address up
+    std::array<std::uint64_t, 11> frame{};  // from the lowest address up
     std::size_t words = 0;
     frame[words++] = registers.rcx;
     frame[words++] = registers.r11;
-    if (error_code)
+    if (const auto* error_code = std::get_if<std::uint32_t>(&extra))
         frame[words++] = *error_code;
+    if (const auto* selectors = std::get_if<DataSelectors>(&extra))
+        for (std::uint16_t selector : {selectors->ds, selectors->es, selectors->fs, selectors->gs})
+            frame[words++] = selector;
     frame[words++] = registers.rip;
     frame[words++] = saved_cs;
     frame[words++] = saved_flags;
@@ -95,8 +104,9 @@ BounceResult bounce_exception(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& m
         return {Bounce::no_handler, false};
     if (vector == page_fault && error_code && vcpu.kernel_mode)
         *error_code &= ~page_fault_user;
+    const FrameExtra extra = error_code ? FrameExtra{*error_code} : FrameExtra{};
     const BounceResult result =
-        enter_handler(vcpu, info, memory, registers, handler.address, error_code, handler.flags & trap_masks_events);
+        enter_handler(vcpu, info, memory, registers, handler.address, extra, handler.flags & trap_masks_events);
     if (result.outcome == Bounce::delivered && vector == page_fault && error_code)
         info.arch.cr2 = cr2;
     if (result.outcome == Bounce::delivered && vector == device_not_available)
@@ -187,7 +197,7 @@ BounceResult bounce_user_syscall(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory
         return result;
     }
     const BounceResult result =
-        enter_handler(vcpu, info, memory, registers, vcpu.syscall_callback, std::nullopt, vcpu.syscall_masks_events);
+        enter_handler(vcpu, info, memory, registers, vcpu.syscall_callback, {}, vcpu.syscall_masks_events);
     if (result.outcome == Bounce::delivered)
         registers.rflags &= ~flag_df;
     return result;
@@ -221,7 +231,14 @@ std::optional<BounceResult> deliver_event(PvVcpu& vcpu, abi::vcpu_info& info, Gu
                                           GuestRegisters& registers) {
     if (info.evtchn_upcall_pending == 0 || info.evtchn_upcall_mask != 0 || vcpu.event_callback == 0)
         return std::nullopt;
-    return enter_handler(vcpu, info, memory, registers, vcpu.event_callback, std::nullopt, true);
+    return enter_handler(vcpu, info, memory, registers, vcpu.event_callback, {}, true);
+}
+
+BounceResult bounce_failsafe(PvVcpu& vcpu, abi::vcpu_info& info, GuestMemory& memory, GuestRegisters& registers,
+                             const DataSelectors& selectors) {
+    if (vcpu.failsafe_callback == 0)
+        return {Bounce::no_handler, false};
+    return enter_handler(vcpu, info, memory, registers, vcpu.failsafe_callback, selectors, vcpu.failsafe_masks_events);
 }
 
 long set_callbacks(PvVcpu& vcpu, const hypercall_args::set_callbacks& args) {

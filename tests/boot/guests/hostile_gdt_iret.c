@@ -1,5 +1,6 @@
 /* Hostile: HYPERVISOR_iret to a selector of the guest's own GDT whose descriptor is not present.
- * The CPU's iretq would fault in ring 0; the hypervisor must crash this domain instead. The same
+ * The CPU's iretq would fault in ring 0; with no failsafe callback registered (failsafe.c has
+ * one), the hypervisor must crash this domain instead. The same
  * iret to a present 64-bit code descriptor of the same GDT goes through first, so that it is the
  * descriptor that is refused, not the guest's GDT. */
 #include "pages.h"

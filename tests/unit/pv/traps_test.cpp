@@ -408,5 +408,48 @@ TEST_CASE_METHOD(TrapFixture, "an event upcall enters the event callback with ev
     CHECK(at<Frame>(registers.rsp) == Frame{0xC0C0, 0x1111, 0xFFFF'FFFF'8000'1234, 0xe030, 0x302, kernel_stack_top, 0xe02b});
 }
 
+TEST_CASE_METHOD(TrapFixture, "a return the CPU cannot make enters the failsafe callback with the data selectors",
+                 "[pv][callbacks][failsafe]") {
+    const DataSelectors selectors{0x2b, 0x2b, 0, 0x63};
+    using Frame = std::array<std::uint64_t, 11>;
+    GuestRegisters registers = interrupted();
+    registers.cs = 0x3b;  // say, a not-present descriptor of the guest's GDT
+    CHECK(bounce_failsafe(vcpu, info, memory, registers, selectors).outcome == Bounce::no_handler);
+    CHECK(registers.cs == 0x3b);
+
+    place(table_address, abi::callback_register{abi::CALLBACKTYPE_failsafe, abi::CALLBACKF_mask_events, handler + 96});
+    REQUIRE(callback_op(vcpu, memory, {abi::CALLBACKOP_register, {table_address}}) == 0);
+
+    SECTION("returning to kernel mode: on the same stack, cs's RPL cleared") {
+        const auto result = bounce_failsafe(vcpu, info, memory, registers, selectors);
+        REQUIRE(result.outcome == Bounce::delivered);
+        CHECK_FALSE(result.mode_changed);
+        CHECK(registers.rip == handler + 96);
+        CHECK(registers.cs == 0xe033);
+        CHECK(registers.rsp == (kernel_stack_top & ~15ull) - 11 * 8);
+        CHECK(at<Frame>(registers.rsp) == Frame{0xC0C0, 0x1111, 0x2b, 0x2b, 0, 0x63, 0xFFFF'FFFF'8000'1234, 0x38,
+                                                0x302, kernel_stack_top, 0xe02b});
+        CHECK(info.evtchn_upcall_mask == 1);  // CALLBACKF_mask_events
+    }
+    SECTION("returning to user mode: on the kernel stack, in kernel mode") {
+        vcpu.kernel_mode = false;
+        REQUIRE(stack_switch(vcpu, {0xe02b, user_stack_kernel_top}) == 0);
+        registers.rsp = 0x7FFF'0000;
+        const auto result = bounce_failsafe(vcpu, info, memory, registers, selectors);
+        REQUIRE(result.outcome == Bounce::delivered);
+        CHECK(result.mode_changed);
+        CHECK(vcpu.kernel_mode);
+        CHECK(registers.rsp == user_stack_kernel_top - 11 * 8);
+        CHECK(at<Frame>(registers.rsp)[7] == 0x3b);
+        CHECK(at<Frame>(registers.rsp)[9] == 0x7FFF'0000);
+    }
+    SECTION("a stack that cannot take the frame changes nothing") {
+        registers.rsp = 0xFFFF'8000'0000'0040;
+        CHECK(bounce_failsafe(vcpu, info, memory, registers, selectors).outcome == Bounce::bad_stack);
+        CHECK(registers.cs == 0x3b);
+        CHECK(info.evtchn_upcall_mask == 0);
+    }
+}
+
 }  // namespace
 }  // namespace pv_test
