@@ -3,11 +3,14 @@
 
     qemu_boot.py IMAGE [--append CMDLINE] [--initrd FILE] [--timeout S]  run: exit with the image's status
     qemu_boot.py IMAGE --expect REGEX [--expect REGEX ...] --status N    check (boot tests)
+    ... --type REGEX TEXT                     type TEXT on the console once REGEX is seen
 
 The image ends a run by writing its status v to the isa-debug-exit port; QEMU then exits with
 (v << 1) | 1, which this script turns back into v. In check mode every --expect must match a whole
 console line, in the order given, and the status must be N; otherwise it says what went wrong and
-exits 1.
+exits 1. Each --type waits, in order, until its REGEX matches console output (a prompt need not
+end its line) after the previous typing, then types its TEXT ("\r" for Enter: a serial terminal
+sends carriage returns). In run mode the console input is this script's own.
 """
 
 import argparse
@@ -34,11 +37,16 @@ def qemu_command(qemu, image, memory="128M", append="", initrd=""):
     return command
 
 
-def run(command, timeout, echo):
-    """Run QEMU; return (console lines, QEMU's exit status or None on time-out, seconds taken)."""
+def run(command, timeout, echo, typing=None, interactive=False):
+    """Run QEMU; return (console lines, QEMU's exit status or None on time-out, seconds taken).
+
+    typing: (regex, text) pairs typed in order, each once its regex matches the output that came
+    after the previous one. interactive: QEMU reads this script's standard input instead."""
+    typing = list(typing or [])
     started = time.monotonic()
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    stdin = None if interactive else subprocess.PIPE if typing else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    typed_up_to = 0
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     output = bytearray()
@@ -58,6 +66,13 @@ def run(command, timeout, echo):
         if echo:
             sys.stdout.write(chunk.decode("utf-8", "replace").replace("\r\n", "\n"))
             sys.stdout.flush()
+        while typing:
+            match = re.search(typing[0][0], output[typed_up_to:].decode("utf-8", "replace"))
+            if match is None:
+                break
+            typed_up_to = len(output)
+            process.stdin.write(typing.pop(0)[1].encode())
+            process.stdin.flush()
     status = process.wait()
     return _lines(output), status, time.monotonic() - started
 
@@ -103,6 +118,8 @@ def main(argv):
     parser.add_argument("--expect", action="append", default=[], metavar="REGEX",
                         help="a console line that must appear (in order with the others)")
     parser.add_argument("--status", type=int, help="the status the image must end with")
+    parser.add_argument("--type", nargs=2, action="append", default=[], metavar=("REGEX", "TEXT"),
+                        help="type TEXT on the console once REGEX is seen (in order with the others)")
     options = parser.parse_args(argv)
 
     qemu = shutil.which("qemu-system-x86_64")
@@ -116,7 +133,9 @@ def main(argv):
     command = qemu_command(qemu, options.image, options.memory, options.append, options.initrd)
     if checking:
         print("$ " + " ".join(command))
-    lines, qemu_status, seconds = run(command, options.timeout, echo=True)
+    typing = [(regex, text.replace("\\r", "\r").replace("\\n", "\n")) for regex, text in options.type]
+    lines, qemu_status, seconds = run(command, options.timeout, echo=True, typing=typing,
+                                      interactive=not checking and not typing)
     ending = describe_end(qemu_status, options.timeout)
     if not checking:
         status = image_status(qemu_status)

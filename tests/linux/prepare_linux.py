@@ -5,8 +5,9 @@
 
 Downloads (apt-get download: Debian packages, nothing else) the kernel that linux-image-amd64
 depends on and busybox-static, unpacks them, makes an initramfs whose /init prints a line from
-user space and powers off, and writes a boot bundle with pvkit-bundle (which unwraps the bzImage
-and checks the kernel as the hypervisor will). The packages stay in DIR for the next run.
+user space, reads a line from the console and powers off, and writes a boot bundle with
+pvkit-bundle (which unwraps the bzImage and checks the kernel as the hypervisor will). The
+packages stay in DIR for the next run.
 """
 
 import argparse
@@ -20,6 +21,9 @@ import sys
 INIT = """#!/bin/sh
 /bin/busybox echo "pvkit: hello from Linux user space"
 /bin/busybox uname -sr
+/bin/busybox echo "pvkit: type a line"
+read line
+/bin/busybox echo "pvkit: read [$line]"
 /bin/busybox poweroff -f
 """
 

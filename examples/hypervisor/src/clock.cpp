@@ -104,7 +104,8 @@ void init() {
     apic[spurious_vector] = apic[spurious_vector] | 0x100;  // software enable
     apic[lvt_lint0] = 0x700;                                 // ExtINT, unmasked
 
-    // The PICs at vectors 32-47, every line masked but the PIT's once armed.
+    // The PICs at vectors 32-47, every line masked until the calibration ends (then the PIT's and
+    // COM1's).
     cpu::outb(pic1_command, 0x11);
     cpu::outb(pic2_command, 0x11);
     cpu::outb(pic1_data, timer_vector);
@@ -126,7 +127,7 @@ void wait_for_calibration() {
         frequency = finish_calibration();
     tsc_scale = scale_for(frequency);
     start = cpu::read_tsc();
-    cpu::outb(pic1_data, 0xFE);  // IRQ0 only
+    cpu::outb(pic1_data, 0xEE);  // IRQ 0 (the PIT) and IRQ 4 (COM1's input)
 }
 
 std::uint64_t tsc_hz() { return frequency; }

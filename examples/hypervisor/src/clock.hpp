@@ -9,6 +9,8 @@
 namespace hypervisor::clock {
 
 inline constexpr std::uint8_t timer_vector = 32;
+// The legacy PIC's lines are vectors timer_vector + line; COM1's input is line 4.
+inline constexpr std::uint8_t serial_input_vector = timer_vector + 4;
 
 struct Scale {
     std::uint32_t mul;  // ns = ((tsc_delta << shift, or >> -shift) * mul) >> 32
@@ -28,7 +30,7 @@ std::uint64_t now_ns();
 // One interrupt at about system time `deadline_ns` (at once if it has passed); the PIT reaches at
 // most ~55 ms ahead, so a later deadline gets an early interrupt and is armed again.
 void arm(std::uint64_t deadline_ns);
-// The interrupt was taken: acknowledge it at the PIC.
+// The interrupt was taken (the timer's or serial input's): acknowledge it at the PIC.
 void acknowledge();
 
 }  // namespace hypervisor::clock

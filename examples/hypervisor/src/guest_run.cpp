@@ -313,8 +313,30 @@ void arm_timer() {
         clock::arm(*deadline);
 }
 
+// Serial input goes to the running domain's console ring (as `xl console` would attach to it).
+// Bytes the ring cannot take yet wait here, and in the UART; the timer's interrupts pick them up
+// too, since the PIC's edge-triggered line does not rise again for bytes left in the UART.
+hv::console::ConsoleInput serial_input;
+
+void take_serial_input() {
+    while (!serial_input.full()) {
+        const auto byte = console.read_byte();
+        if (!byte)
+            break;
+        (void)serial_input.push(*byte);
+    }
+    if (!serial_input.empty())
+        running.domains->service_console(*running.domain);
+}
+
+void on_serial_input_interrupt() {
+    clock::acknowledge();
+    take_serial_input();
+}
+
 void on_timer_interrupt() {
     clock::acknowledge();
+    take_serial_input();
     const std::uint64_t now = clock::now_ns();
     HypervisorCalls& calls = *running.handlers;
     if (calls.timers.expire(now))
@@ -442,6 +464,8 @@ void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
                 const hv::builder::InitialRegisters& registers) {
     static HypervisorCalls handlers{domains};
     running = {&domains, &domain, &handlers};
+    domain.console_input = &serial_input;
+    console.enable_input_interrupt();
     handlers.timers.next_period = clock::now_ns() + handlers.timers.period;
     arm_timer();
     (void)domains.unpause(domain);
@@ -534,6 +558,8 @@ extern "C" void hv_trap(GuestFrame* frame) {
     if (frame->vector >= first_external_vector) {
         if (frame->vector == clock::timer_vector)
             on_timer_interrupt();
+        else if (frame->vector == clock::serial_input_vector)
+            on_serial_input_interrupt();
         if (from_guest)
             deliver_pending_event(*frame);
         return;

@@ -18,6 +18,9 @@ constexpr std::uint8_t lcr_dlab = 0x80;
 constexpr std::uint8_t lcr_8n1 = 0x03;
 constexpr std::uint8_t fcr_enable_and_clear = 0x07;  // enable, clear RX and TX FIFOs
 constexpr std::uint8_t mcr_dtr_rts = 0x03;
+constexpr std::uint8_t mcr_out2 = 0x08;  // gates the UART's interrupt line on PC hardware
+constexpr std::uint8_t ier_received_data = 0x01;
+constexpr std::uint8_t lsr_data_ready = 0x01;
 constexpr std::uint8_t lsr_thr_empty = 0x20;
 
 // The UART clock is 1.8432 MHz / 16 = 115200, so divisor 1 gives 115200 baud.
@@ -40,6 +43,17 @@ void Serial::put_byte(char c) const {
         cpu::pause();
     }
     cpu::outb(base_ + reg_data, static_cast<std::uint8_t>(c));
+}
+
+void Serial::enable_input_interrupt() const {
+    cpu::outb(base_ + reg_modem_control, mcr_dtr_rts | mcr_out2);
+    cpu::outb(base_ + reg_int_enable, ier_received_data);
+}
+
+std::optional<char> Serial::read_byte() const {
+    if ((cpu::inb(base_ + reg_line_status) & lsr_data_ready) == 0)
+        return std::nullopt;
+    return static_cast<char>(cpu::inb(base_ + reg_data));
 }
 
 void Serial::write(std::string_view text) const {

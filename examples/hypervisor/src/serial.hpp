@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Polled 16550 UART driver: enough for boot messages and the test harness,
-// which reads COM1 through QEMU's -serial stdio.
+// 16550 UART driver: output polled, enough for boot messages and the test harness, which reads
+// COM1 through QEMU's -serial stdio; input by the received-data interrupt (IRQ 4 for COM1).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace hypervisor {
@@ -23,6 +24,11 @@ public:
     void write_decimal(std::uint64_t value) const;
     // 0x and 16 hex digits.
     void write_hex(std::uint64_t value) const;
+
+    // Raises the UART's interrupt while received bytes wait (read them with read_byte).
+    void enable_input_interrupt() const;
+    // The next received byte, if there is one.
+    std::optional<char> read_byte() const;
 
 private:
     std::uint16_t base_;

@@ -90,6 +90,7 @@ struct Domain {
     Mfn shared_info{0};
     std::optional<Mfn> console_ring;             // the PV console page (attach_console_ring)...
     std::optional<console::ConsoleRing> console_backend;  // ...and its backend
+    console::ConsoleInput* console_input = nullptr;      // the platform's input for the ring, if any
     Port console_port{0};
     std::uint8_t teardown_step = 0;              // progress of destroy()
 };
@@ -175,7 +176,8 @@ public:
     // is not aligned for it, a vCPU
     // that already moved its vcpu_info, or a frame that is not the domain's or cannot be writable.
     Result<void> register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset);
-    // Moves what the guest wrote to its ring onto the console, and signals it when it did.
+    // Moves what the guest wrote to its ring onto the console and what fits of its console_input
+    // into the ring, and signals the guest when either moved. Call it also when input arrives.
     void service_console(Domain& domain);
 
     // A poll timeout of vCPU `vcpu` of domain `id` passed: the vCPU stops polling, if it still is

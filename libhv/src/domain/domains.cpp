@@ -225,7 +225,7 @@ Result<void> Domains::register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn
 void Domains::service_console(Domain& domain) {
     if (!domain.console_backend)
         return;
-    if (domain.console_backend->service().notify)
+    if (domain.console_backend->service(domain.console_input).notify)
         (void)channels_.signal_hypervisor_channel(*domain.events, domain.console_port);
 }
 

@@ -208,6 +208,21 @@ TEST_CASE_METHOD(DomainFixture, "the PV console ring is served when the guest si
     CHECK(page.out_cons == 9);
     CHECK(domains.event_channels().is_pending(*guest->domain.events, *port));  // the backend answered
 
+    // The platform's input for the domain goes into in[] when the ring is next served, and what
+    // does not fit waits for the guest to consume: its signal serves the ring again.
+    hv::console::ConsoleInput input;
+    guest->domain.console_input = &input;
+    for (char c : std::string_view{"ls\r"})
+        REQUIRE(input.push(c));
+    auto& shared = *reinterpret_cast<abi::shared_info*>(platform.map(guest->domain.shared_info));
+    shared.evtchn_pending[port->value / 64] &= ~(1ull << (port->value % 64));  // the guest took the event
+    REQUIRE_FALSE(domains.event_channels().is_pending(*guest->domain.events, *port));
+    domains.service_console(guest->domain);
+    CHECK(page.in_prod == 3);
+    CHECK(std::string_view{page.in, 3} == "ls\r");
+    CHECK(input.empty());
+    CHECK(domains.event_channels().is_pending(*guest->domain.events, *port));
+
     // The page stays a plain writable page while it is a console ring.
     CHECK(frames.info(ring).type == PageType::writable);
     CHECK(frames.info(ring).type_count == 1);
