@@ -177,9 +177,7 @@ std::uint32_t ConnectionInternals::write_output(Connection& c, std::uint32_t spa
                 c.last_event_ = nullptr;
             --c.event_count_;
             c.event_sent_ = 0;
-            const std::size_t block = sizeof(QueuedEvent) + done->length;
-            done->~QueuedEvent();
-            c.store_.memory_.release(done, block);
+            free_event(c.store_.memory_, done);
         } else {
             c.reply_length_ = 0;
             c.reply_sent_ = 0;

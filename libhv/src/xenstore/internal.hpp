@@ -113,6 +113,16 @@ struct View {
     Transaction* transaction;  // nullptr: the committed tree
 };
 
+// Empties a singly linked list, giving each element to `release` (which frees it).
+template <class T, class F>
+void drain(T*& head, F&& release) {
+    while (head != nullptr) {
+        T* element = head;
+        head = element->next;
+        release(element);
+    }
+}
+
 // ---- memory (node.cpp)
 template <class T>
 T* allocate(StoreMemory& memory, std::size_t bytes) {
@@ -123,6 +133,7 @@ T* allocate(StoreMemory& memory, std::size_t bytes) {
 Node* make_node(StoreMemory& memory, std::uint64_t generation, std::string_view name, std::string_view value,
                 std::span<const Permission> perms, Node** children, std::uint32_t child_count);
 void reference(Node* node);
+void free_event(StoreMemory& memory, QueuedEvent* event);  // watches.cpp
 void unreference(StoreMemory& memory, Node* node);
 // The child called `name`, or nullptr; `index` gets where it is or would be inserted.
 Node* find_child(const Node& node, std::string_view name, std::uint32_t& index);
@@ -185,6 +196,8 @@ struct StoreInternals {
     static DomainRecord* record(const Store& store, DomId domain);
     static void recount(Store& store);
     static View committed(Store& store) { return {&store.root_, nullptr}; }
+    // The toolstack's lookups: EINVAL for a bad path, ENOMEM for a store not ready, ENOENT.
+    static Result<const Node*> toolstack_find(const Store& store, std::string_view path);
 
     // watches.cpp: queues WATCH_EVENTs for a change at `path` (`recursive`: a removal, which
     // also fires the watches below it), to every watcher allowed to read a node with `perms`.

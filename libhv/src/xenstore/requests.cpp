@@ -128,17 +128,9 @@ Result<DomId> domain_argument(std::string_view payload) {
     return DomId{static_cast<abi::domid_t>(value)};
 }
 
-Result<void> list_children(const Node& node, std::size_t offset, Reply& reply) {
-    std::size_t position = 0;  // byte offset of the child in the whole list
-    for (std::uint32_t i = 0; i < node.child_count; ++i) {
-        const std::string_view name = node.children[i]->name();
-        const std::size_t end = position + name.size() + 1;
-        if (end > offset) {
-            const std::size_t from = offset > position ? offset - position : 0;
-            reply.append_string(name.substr(from < name.size() ? from : name.size()));
-        }
-        position = end;
-    }
+Result<void> list_children(const Node& node, Reply& reply) {
+    for (std::uint32_t i = 0; i < node.child_count; ++i)
+        reply.append_string(node.children[i]->name());
     return reply.overflow ? Result<void>{Errc::e2big} : Result<void>{};
 }
 
@@ -257,7 +249,7 @@ Result<void> tree_request(const Request& r, Reply& reply) {
         if (type == abi::XS_READ) {
             reply.append((*node)->value());
         } else if (type == abi::XS_DIRECTORY) {
-            return list_children(**node, 0, reply);
+            return list_children(**node, reply);
         } else {  // XS_GET_PERMS
             for (const Permission& perm : (*node)->perm_list()) {
                 char text_perm[8] = {access_letter(perm.access)};
@@ -305,19 +297,16 @@ Result<void> dispatch(const Request& r, Reply& reply) {
             reply.append_string("OK");
         return done;
     }
-    case abi::XS_GET_DOMAIN_PATH: {
-        auto domain = domain_argument(r.payload);
-        if (!domain)
-            return domain.error();
-        char path[24];
-        reply.append_string({path, domain_path(*domain, path)});
-        return {};
-    }
+    case abi::XS_GET_DOMAIN_PATH:
     case abi::XS_IS_DOMAIN_INTRODUCED: {
         auto domain = domain_argument(r.payload);
         if (!domain)
             return domain.error();
-        reply.append_string(r.store.introduced(*domain) ? "T" : "F");
+        char path[24];
+        if (r.header.type == abi::XS_GET_DOMAIN_PATH)
+            reply.append_string({path, domain_path(*domain, path)});
+        else
+            reply.append_string(r.store.introduced(*domain) ? "T" : "F");
         return {};
     }
     case abi::XS_INTRODUCE:

@@ -12,6 +12,14 @@ constexpr Caller toolstack{DomId{0}, true};
 // Toolstack paths are absolute, and special "@" names are for watches only.
 bool valid_toolstack_path(std::string_view path) { return valid_absolute_path(path); }
 
+Result<void> usable(const Store& store, std::string_view path) {
+    if (!valid_toolstack_path(path))
+        return Errc::einval;
+    if (!store.ready())
+        return Errc::enomem;
+    return {};
+}
+
 }  // namespace
 
 Store::Store(StoreMemory& memory, Limits limits) : memory_{memory}, limits_{limits} {
@@ -89,36 +97,40 @@ Result<void> Store::write(std::string_view path, std::string_view value) {
 }
 
 Result<void> Store::mkdir(std::string_view path) {
-    if (!valid_toolstack_path(path))
-        return Errc::einval;
-    if (!ready())
-        return Errc::enomem;
+    if (auto checked = usable(*this, path); !checked)
+        return checked;
     return StoreInternals::write(*this, toolstack, StoreInternals::committed(*this), path, nullptr);
 }
 
 Result<void> Store::rm(std::string_view path) {
-    if (!valid_toolstack_path(path))
-        return Errc::einval;
-    if (!ready())
-        return Errc::enomem;
+    if (auto checked = usable(*this, path); !checked)
+        return checked;
     return StoreInternals::remove(*this, toolstack, StoreInternals::committed(*this), path);
 }
 
 Result<void> Store::set_perms(std::string_view path, std::span<const Permission> perms) {
-    if (!valid_toolstack_path(path))
-        return Errc::einval;
-    if (!ready())
-        return Errc::enomem;
+    if (auto checked = usable(*this, path); !checked)
+        return checked;
     return StoreInternals::set_perms(*this, toolstack, StoreInternals::committed(*this), path, perms);
 }
 
-Result<std::size_t> Store::read(std::string_view path, std::span<char> value) const {
-    if (!valid_toolstack_path(path) || !ready())
-        return valid_toolstack_path(path) ? Errc::enomem : Errc::einval;
-    Node* root = root_;
-    const Node* node = StoreInternals::find(View{&root, nullptr}, path);
+Result<const Node*> StoreInternals::toolstack_find(const Store& store, std::string_view path) {
+    if (!valid_toolstack_path(path))
+        return Errc::einval;
+    if (!store.ready())
+        return Errc::enomem;
+    Node* root = store.root_;
+    const Node* node = find(View{&root, nullptr}, path);
     if (node == nullptr)
         return Errc::enoent;
+    return node;
+}
+
+Result<std::size_t> Store::read(std::string_view path, std::span<char> value) const {
+    auto found = StoreInternals::toolstack_find(*this, path);
+    if (!found)
+        return found.error();
+    const Node* node = *found;
     const std::string_view text = node->value();
     const std::size_t copied = text.size() < value.size() ? text.size() : value.size();
     if (copied != 0)
@@ -127,24 +139,20 @@ Result<std::size_t> Store::read(std::string_view path, std::span<char> value) co
 }
 
 Result<std::size_t> Store::get_perms(std::string_view path, std::span<Permission> perms) const {
-    if (!valid_toolstack_path(path) || !ready())
-        return valid_toolstack_path(path) ? Errc::enomem : Errc::einval;
-    Node* root = root_;
-    const Node* node = StoreInternals::find(View{&root, nullptr}, path);
-    if (node == nullptr)
-        return Errc::enoent;
+    auto found = StoreInternals::toolstack_find(*this, path);
+    if (!found)
+        return found.error();
+    const Node* node = *found;
     for (std::size_t i = 0; i < perms.size() && i < node->perm_count; ++i)
         perms[i] = node->perms()[i];
     return node->perm_count;
 }
 
 Result<std::size_t> Store::children(std::string_view path) const {
-    if (!valid_toolstack_path(path) || !ready())
-        return valid_toolstack_path(path) ? Errc::enomem : Errc::einval;
-    Node* root = root_;
-    const Node* node = StoreInternals::find(View{&root, nullptr}, path);
-    if (node == nullptr)
-        return Errc::enoent;
+    auto found = StoreInternals::toolstack_find(*this, path);
+    if (!found)
+        return found.error();
+    const Node* node = *found;
     return node->child_count;
 }
 

@@ -88,11 +88,7 @@ Result<void> StoreInternals::end_transaction(Connection& c, Transaction& tx, boo
 }
 
 void StoreInternals::drop_transactions(Connection& c) {
-    while (c.transactions_ != nullptr) {
-        Transaction* tx = c.transactions_;
-        c.transactions_ = tx->next;
-        free_transaction(c.store_.memory_, tx);
-    }
+    drain(c.transactions_, [&](Transaction* tx) { free_transaction(c.store_.memory_, tx); });
     c.transaction_count_ = 0;
 }
 
@@ -115,13 +111,11 @@ Result<void> StoreInternals::log_change(Store& store, Transaction& tx, std::stri
 }
 
 void StoreInternals::drop_change_log(StoreMemory& memory, Transaction& tx) {
-    while (tx.changes != nullptr) {
-        Change* change = tx.changes;
-        tx.changes = change->next;
+    drain(tx.changes, [&](Change* change) {
         const std::size_t bytes = change->bytes();
         change->~Change();
         memory.release(change, bytes);
-    }
+    });
     tx.change_count = 0;
 }
 

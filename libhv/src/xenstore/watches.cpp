@@ -33,6 +33,12 @@ void free_watch(StoreMemory& memory, Watch* watch) {
 
 }  // namespace
 
+void free_event(StoreMemory& memory, QueuedEvent* event) {
+    const std::size_t bytes = sizeof(QueuedEvent) + event->length;
+    event->~QueuedEvent();
+    memory.release(event, bytes);
+}
+
 Result<void> StoreInternals::add_watch(Connection& c, std::string_view path, std::string_view token,
                                        std::size_t relative_skip) {
     Store& store = c.store_;
@@ -66,11 +72,7 @@ Result<void> StoreInternals::remove_watch(Connection& c, std::string_view path, 
 }
 
 void StoreInternals::drop_watches(Connection& c) {
-    while (c.watches_ != nullptr) {
-        Watch* watch = c.watches_;
-        c.watches_ = watch->next;
-        free_watch(c.store_.memory_, watch);
-    }
+    drain(c.watches_, [&](Watch* watch) { free_watch(c.store_.memory_, watch); });
     c.watch_count_ = 0;
 }
 
@@ -135,13 +137,7 @@ void StoreInternals::queue_event(Connection& c, std::string_view path, std::stri
 }
 
 void StoreInternals::drop_events(Connection& c) {
-    while (c.events_ != nullptr) {
-        QueuedEvent* event = c.events_;
-        c.events_ = event->next;
-        const std::size_t bytes = sizeof(QueuedEvent) + event->length;
-        event->~QueuedEvent();
-        c.store_.memory_.release(event, bytes);
-    }
+    drain(c.events_, [&](QueuedEvent* event) { free_event(c.store_.memory_, event); });
     c.last_event_ = nullptr;
     c.event_count_ = 0;
     c.event_sent_ = 0;
