@@ -113,6 +113,20 @@ struct View {
     Transaction* transaction;  // nullptr: the committed tree
 };
 
+// string_view's find and substr would pull memchr and throwing range checks into a freestanding
+// build; these need only the bytes and never throw. find_byte returns text.size() when absent.
+inline std::size_t find_byte(std::string_view text, char byte, std::size_t from = 0) {
+    for (std::size_t i = from; i < text.size(); ++i)
+        if (text[i] == byte)
+            return i;
+    return text.size();
+}
+inline std::string_view slice(std::string_view text, std::size_t from, std::size_t length = SIZE_MAX) {
+    from = from < text.size() ? from : text.size();
+    length = length < text.size() - from ? length : text.size() - from;
+    return {text.data() + from, length};
+}
+
 // Empties a singly linked list, giving each element to `release` (which frees it).
 template <class T, class F>
 void drain(T*& head, F&& release) {

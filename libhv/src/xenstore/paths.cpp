@@ -46,11 +46,9 @@ std::size_t path_depth(std::string_view path) {
 
 std::string_view next_component(std::string_view path, std::size_t& position) {
     const std::size_t start = position + 1;
-    std::size_t end = path.find('/', start);
-    if (end == std::string_view::npos)
-        end = path.size();
+    const std::size_t end = find_byte(path, '/', start);
     position = end;
-    return path.substr(start, end - start);
+    return slice(path, start, end - start);
 }
 
 bool strictly_below(std::string_view path, std::string_view ancestor) {
@@ -105,7 +103,7 @@ bool parse_permission(std::string_view text, Permission& perm) {
     default: return false;
     }
     std::uint64_t domain = 0;
-    if (!parse_decimal(text.substr(1), 0xffff, domain))
+    if (!parse_decimal(slice(text, 1), 0xffff, domain))
         return false;
     perm = Permission{DomId{static_cast<abi::domid_t>(domain)}, access};
     return true;

@@ -76,19 +76,19 @@ std::size_t split_strings(std::string_view payload, std::span<std::string_view> 
     std::size_t count = 0;
     std::size_t start = 0;
     while (count < out.size()) {
-        const std::size_t end = payload.find('\0', start);
-        if (end == std::string_view::npos)
+        const std::size_t end = find_byte(payload, '\0', start);
+        if (end == payload.size())
             break;
-        out[count++] = payload.substr(start, end - start);
+        out[count++] = slice(payload, start, end - start);
         start = end + 1;
     }
     return count;
 }
 
 Result<std::string_view> one_argument(std::string_view payload) {
-    if (payload.empty() || payload.find('\0') != payload.size() - 1)
+    if (payload.empty() || find_byte(payload, '\0') != payload.size() - 1)
         return Errc::einval;
-    return payload.substr(0, payload.size() - 1);
+    return slice(payload, 0, payload.size() - 1);
 }
 
 Result<ResolvedPath> resolve(const Request& r, std::string_view text, bool special_allowed) {
@@ -98,7 +98,7 @@ Result<ResolvedPath> resolve(const Request& r, std::string_view text, bool speci
         // A special watch name: "@" and path characters, of any length a path may have.
         if (!special_allowed || text.size() > abi::XENSTORE_ABS_PATH_MAX)
             return Errc::einval;
-        std::string_view rest = text.substr(1);
+        const std::string_view rest = slice(text, 1);
         for (const char c : rest)
             if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
                   c == '_' || c == '@' || c == '/'))
@@ -213,11 +213,11 @@ Result<void> tree_request(const Request& r, Reply& reply) {
     std::string_view value;
     const bool writing = type == abi::XS_WRITE;
     if (writing) {
-        const std::size_t nul = r.payload.find('\0');
-        if (nul == std::string_view::npos)
+        const std::size_t nul = find_byte(r.payload, '\0');
+        if (nul == r.payload.size())
             return Errc::einval;
-        text = r.payload.substr(0, nul);
-        value = r.payload.substr(nul + 1);
+        text = slice(r.payload, 0, nul);
+        value = slice(r.payload, nul + 1);
     } else {
         auto argument = one_argument(r.payload);
         if (!argument)
@@ -236,8 +236,10 @@ Result<void> tree_request(const Request& r, Reply& reply) {
         done = StoreInternals::remove(r.store, r.caller, r.view, absolute);
         if (!done && done.error() == Errc::enoent) {
             // Removing what is not there is fine when its parent is.
-            const std::size_t slash = absolute.rfind('/');
-            const std::string_view parent = slash == 0 ? std::string_view{"/"} : absolute.substr(0, slash);
+            std::size_t slash = absolute.size() - 1;
+            while (absolute[slash] != '/')  // an absolute path starts with one
+                --slash;
+            const std::string_view parent = slash == 0 ? std::string_view{"/"} : slice(absolute, 0, slash);
             if (StoreInternals::readable(r.store, r.caller, r.view, parent))
                 done = {};
         }

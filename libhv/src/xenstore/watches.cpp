@@ -91,7 +91,7 @@ void StoreInternals::fire(Store& store, std::string_view path, bool recursive, s
                 event = watched;
             else
                 continue;
-            queue_event(*c, event.substr(watch->relative_skip), watch->token());
+            queue_event(*c, slice(event, watch->relative_skip), watch->token());
         }
     }
 }
