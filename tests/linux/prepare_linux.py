@@ -18,6 +18,9 @@ import stat
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cmake"))
+from debian_packages import download, unpack  # noqa: E402
+
 INIT = """#!/bin/sh
 /bin/busybox echo "pvkit: hello from Linux user space"
 /bin/busybox uname -sr
@@ -35,21 +38,6 @@ def kernel_package():
     if match is None:
         sys.exit("prepare_linux: apt knows no linux-image-amd64 (run `apt-get update` once, as root)")
     return match.group(1)
-
-
-def download(package, work):
-    """The .deb of `package` in `work`, downloaded if it is not there yet."""
-    found = glob.glob(os.path.join(work, f"{package}_*.deb"))
-    if not found:
-        subprocess.run(["apt-get", "download", package], cwd=work, check=True)
-        found = glob.glob(os.path.join(work, f"{package}_*.deb"))
-    if len(found) != 1:
-        sys.exit(f"prepare_linux: expected one {package} package in {work}, found {found}")
-    return found[0]
-
-
-def unpack(deb, into):
-    subprocess.run(["dpkg-deb", "-x", deb, into], check=True)
 
 
 def cpio_newc(entries):

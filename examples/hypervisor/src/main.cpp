@@ -20,6 +20,7 @@
 #include "machine.hpp"
 #include "memory_layout.hpp"
 #include "serial.hpp"
+#include "store_memory.hpp"
 
 // The image's extent (hypervisor.ld).
 extern "C" char __image_start[], __bss_end[];
@@ -184,6 +185,19 @@ hv::mm::FrameTable* take_over_memory(BootMemory& memory, hv::mm::MemoryPlatform&
     return &frames;
 }
 
+// The xenstore's memory, carved from RAM. Not zeroed: the store initializes what it allocates.
+StoreArena* carve_store_memory(BootMemory& memory) {
+    constexpr std::uint64_t size = 1 << 20;
+    const auto start = memory.carve(size);
+    std::byte* region = start ? phys_to_virt<std::byte>(*start, size) : nullptr;
+    if (region == nullptr) {
+        console.write("memory: no room for the xenstore\n");
+        return nullptr;
+    }
+    static StoreArena arena{region, size};
+    return &arena;
+}
+
 // What one domain is given: its ports, grant table and vCPU state.
 struct DomainStorage {
     static constexpr hv::DomId id{1};
@@ -316,7 +330,10 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
 
     static BootMemory memory;
     static DirectMap direct_map;
-    hv::mm::FrameTable* frames = survey_memory(*info, memory) ? take_over_memory(memory, direct_map) : nullptr;
+    // The store's memory is carved before the rest of RAM becomes the domains' heap.
+    const bool surveyed = survey_memory(*info, memory);
+    StoreArena* store_memory = surveyed ? carve_store_memory(memory) : nullptr;
+    hv::mm::FrameTable* frames = store_memory != nullptr ? take_over_memory(memory, direct_map) : nullptr;
     const auto loaded = modules(*info);
     hv::builder::BundledDomain wanted;
     bool domain_wanted = false;
@@ -336,7 +353,11 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     if (domain_wanted) {
         static hv::mm::PageTables tables{*frames};
         static Host host{console};
-        static hv::domain::Domains domains{tables, host};
+        // Built in place and never destroyed: a static Store would register its destructor (out
+        // of line, in the library) for exit, taking its address through the GOT.
+        alignas(hv::xenstore::Store) static std::byte store_storage[sizeof(hv::xenstore::Store)];
+        auto* store = new (store_storage) hv::xenstore::Store{*store_memory};
+        static hv::domain::Domains domains{tables, host, store};
         hv::builder::Built built;
         if (hv::domain::Domain* domain = build_first_domain(wanted, domains, built))
             run_domain(domains, *domain, built.registers);

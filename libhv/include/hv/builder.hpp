@@ -30,6 +30,7 @@ enum class BuildError : std::uint8_t {
     overlaps_hypervisor,  // the kernel's mapping would reach the hypervisor's range
     page_tables_refused,  // the memory component refused the initial page tables
     console_refused,    // the console ring could not be attached
+    store_refused,      // the xenstore ring could not be attached
 };
 std::string_view describe(BuildError error);
 
@@ -92,6 +93,7 @@ struct Built {
     StartOfDay layout;
     InitialRegisters registers;
     Port console_port{0};  // the console ring's channel; 0 for the initial domain
+    Port store_port{0};    // the xenstore ring's channel; 0 for the initial domain or without a store
 };
 
 // Builds a domain created with Domains::create and not yet run. On failure the domain holds what
@@ -109,7 +111,7 @@ private:
     BuildError allocate_memory(domain::Domain& domain, const StartOfDay& layout);
     void load(const ElfImage& kernel, const BuildOptions& options, const StartOfDay& layout);
     void fill_start_info(domain::Domain& domain, const BuildOptions& options, const StartOfDay& layout,
-                         const ElfImage& kernel, Port console_port);
+                         const ElfImage& kernel, Port console_port, Port store_port);
     Mfn build_page_tables(const StartOfDay& layout);
     void set_time(domain::Domain& domain, const StartTime& time);
 

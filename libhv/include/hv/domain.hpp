@@ -20,6 +20,7 @@
 #include <boost/intrusive/set.hpp>
 
 #include <hv/console.hpp>
+#include <hv/xenstore.hpp>
 #include <hv/evtchn.hpp>
 #include <hv/gnttab.hpp>
 
@@ -92,6 +93,9 @@ struct Domain {
     std::optional<console::ConsoleRing> console_backend;  // ...and its backend
     console::ConsoleInput* console_input = nullptr;      // the platform's input for the ring, if any
     Port console_port{0};
+    std::optional<Mfn> store_ring;               // the xenstore page (attach_store_ring)...
+    std::optional<xenstore::Connection> store_connection;  // ...and its server
+    Port store_port{0};
     std::uint8_t teardown_step = 0;              // progress of destroy()
 };
 
@@ -124,7 +128,8 @@ protected:
 // Every domain, over one memory component. All operations are serialized by the caller.
 class Domains final : private evtchn::EvtchnPlatform {
 public:
-    Domains(mm::PageTables& page_tables, DomainPlatform& platform);
+    // `store`, if given, serves the domains' xenstore rings (attach_store_ring).
+    Domains(mm::PageTables& page_tables, DomainPlatform& platform, xenstore::Store* store = nullptr);
     Domains(const Domains&) = delete;
     Domains& operator=(const Domains&) = delete;
 
@@ -169,6 +174,15 @@ public:
     // einval for a frame the domain does not own or a second ring; the errors of binding a port.
     Result<Port> attach_console_ring(Domain& domain, Mfn ring);
 
+    // The xenstore ring: `ring`, a frame of the domain's own, is served by a connection to the
+    // store over a new hypervisor channel bound to vCPU 0, whose port is returned
+    // (start_info.store_evtchn); the domain is introduced to the store, with its name under
+    // /local/domain/<id>/name. einval without a store, for a frame the domain does not own or a
+    // second ring; the store's errors; the errors of binding a port. On failure nothing stays.
+    Result<Port> attach_store_ring(Domain& domain, Mfn ring);
+    bool has_store() const { return store_ != nullptr; }
+    xenstore::Store* store() { return store_; }
+
     // VCPUOP_register_vcpu_info: vCPU `vcpu`'s vcpu_info moves to `offset` in `frame`, a frame of
     // the domain's own, held with a writable type until the domain dies (so that it never becomes
     // a page table). The current contents are copied there first and every event is flagged, so
@@ -176,6 +190,10 @@ public:
     // is not aligned for it, a vCPU
     // that already moved its vcpu_info, or a frame that is not the domain's or cannot be writable.
     Result<void> register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset);
+    // Serves the domain's store ring, then every other connection with output waiting (watch
+    // events its requests fired), signalling each domain whose ring moved.
+    void service_store(Domain& domain);
+
     // Moves what the guest wrote to its ring onto the console and what fits of its console_input
     // into the ring, and signals the guest when either moved. Call it also when input arrives.
     void service_console(Domain& domain);
@@ -205,6 +223,7 @@ private:
     evtchn::EventChannels channels_{*this};
     gnttab::GrantTables grants_;
     DomainRegistry registry_;
+    xenstore::Store* store_;
 };
 
 }  // namespace hv::domain

@@ -102,6 +102,8 @@ std::string_view describe(BuildError error) {
         return "the initial page tables were refused";
     case BuildError::console_refused:
         return "the console ring could not be set up";
+    case BuildError::store_refused:
+        return "the xenstore ring could not be set up";
     }
     return "unknown error";
 }
@@ -201,7 +203,7 @@ void DomainBuilder::load(const ElfImage& kernel, const BuildOptions& options, co
 }
 
 void DomainBuilder::fill_start_info(domain::Domain& domain, const BuildOptions& options, const StartOfDay& layout,
-                                    const ElfImage& kernel, Port console_port) {
+                                    const ElfImage& kernel, Port console_port, Port store_port) {
     auto& info = *reinterpret_cast<abi::start_info*>(map_pfn(layout.start_info_pfn));
     constexpr std::string_view magic = "xen-3.0-x86_64";
     std::copy(magic.begin(), magic.end(), info.magic);
@@ -212,6 +214,7 @@ void DomainBuilder::fill_start_info(domain::Domain& domain, const BuildOptions& 
                  (options.initial_domain ? abi::SIF_INITDOMAIN : 0) | (module_as_pfn ? abi::SIF_MOD_START_PFN : 0);
     if (!options.initial_domain) {
         info.store_mfn = frame_of(layout.store_pfn).value;
+        info.store_evtchn = store_port.value;
         info.console.domU.mfn = frame_of(layout.console_pfn).value;
         info.console.domU.evtchn = console_port.value;
     }
@@ -277,14 +280,20 @@ BuildError DomainBuilder::build(domain::Domain& domain, const ElfImage& kernel, 
         return BuildError::page_tables_refused;
     if (!tables.set_kernel_base(domain.memory, domain.storage.vcpu_memory[0], l4))
         return BuildError::page_tables_refused;
-    Port console_port{0};
+    Port console_port{0}, store_port{0};
     if (!options.initial_domain) {
         const auto attached = domains_.attach_console_ring(domain, frame_of(layout.console_pfn));
         if (!attached)
             return BuildError::console_refused;
         console_port = *attached;
+        if (domains_.has_store()) {
+            const auto store = domains_.attach_store_ring(domain, frame_of(layout.store_pfn));
+            if (!store)
+                return BuildError::store_refused;
+            store_port = *store;
+        }
     }
-    fill_start_info(domain, options, layout, kernel, console_port);
+    fill_start_info(domain, options, layout, kernel, console_port, store_port);
     set_time(domain, options.time);
     // A kernel that requires writable page tables gets the assist without asking for it.
     if (kernel.notes.required_features & bit(abi::XENFEAT_writable_page_tables)) {
@@ -293,7 +302,7 @@ BuildError DomainBuilder::build(domain::Domain& domain, const ElfImage& kernel, 
     }
     built = {layout,
              {.rip = kernel.entry, .rsp = layout.address(layout.stack_pfn + 1), .rsi = layout.address(layout.start_info_pfn)},
-             console_port};
+             console_port, store_port};
     return BuildError::none;
 }
 

@@ -7,7 +7,7 @@
 //   1. its mappings of other domains' grants (their pins and page-table entries);
 //   2. its event-channel ports, peers' ends becoming unbound, then its event-channel registration
 //      (shared_info is not touched after this), its grant table marked dying, its console ring let
-//      go;
+//      go, its store connection closed and the domain released from the store;
 //   3. every frame: bases, pins, allocations (PageTables::relinquish);
 //   4. its grant table, once no other domain maps one of its grants: until then the domain waits
 //      here, its still-mapped frames alive through the mappers' references;
@@ -15,9 +15,22 @@
 // Each step does a bounded amount of work per call and remembers where it stopped.
 #include <hv/domain.hpp>
 
+#include <charconv>
+
 namespace hv::domain {
 
 namespace {
+
+// "/local/domain/<id>/<key>" in `buffer`.
+std::string_view home_key(std::span<char> buffer, DomId id, std::string_view key) {
+    constexpr std::string_view home = "/local/domain/";
+    char* out = std::copy(home.begin(), home.end(), buffer.data());
+    out = std::to_chars(out, buffer.data() + buffer.size(), id.value).ptr;
+    *out++ = '/';
+    out = std::copy(key.begin(), key.end(), out);
+    return {buffer.data(), static_cast<std::size_t>(out - buffer.data())};
+}
+
 enum TeardownStep : std::uint8_t {
     release_mappings,
     close_ports,
@@ -36,8 +49,8 @@ Domain::Domain(const DomainConfig& config, DomainStorage domain_storage, console
       vcpus{domain_storage.vcpus},
       console_write{config.console_write} {}
 
-Domains::Domains(mm::PageTables& page_tables, DomainPlatform& platform)
-    : tables_{page_tables}, platform_{platform}, grants_{page_tables} {}
+Domains::Domains(mm::PageTables& page_tables, DomainPlatform& platform, xenstore::Store* store)
+    : tables_{page_tables}, platform_{platform}, grants_{page_tables}, store_{store} {}
 
 Domain* Domains::find(DomId id) {
     const auto found = registry_.find(id);
@@ -144,6 +157,12 @@ bool Domains::destroy(Domain& domain, unsigned budget) {
             release_writable(*domain.console_ring);
             domain.console_ring.reset();
         }
+        if (domain.store_ring) {
+            (void)store_->release(domain.id());
+            domain.store_connection.reset();
+            release_writable(*domain.store_ring);
+            domain.store_ring.reset();
+        }
         for (Vcpu& vcpu : domain.vcpus) {
             if (vcpu.vcpu_info_frame)
                 release_writable(*vcpu.vcpu_info_frame);
@@ -206,6 +225,47 @@ Result<Port> Domains::attach_console_ring(Domain& domain, Mfn ring) {
     return *port;
 }
 
+Result<Port> Domains::attach_store_ring(Domain& domain, Mfn ring) {
+    if (store_ == nullptr || domain.store_ring || domain.state != DomainState::running || !hold_writable(domain, ring))
+        return Errc::einval;
+    const auto port = channels_.bind_hypervisor_channel(*domain.events, 0);
+    if (!port) {
+        release_writable(ring);
+        return port.error();
+    }
+    const auto undo = [&](Errc error) -> Result<Port> {
+        (void)channels_.close_hypervisor_channel(*domain.events, *port);
+        release_writable(ring);
+        return error;
+    };
+    if (const auto introduced = store_->introduce(domain.id()); !introduced)
+        return undo(introduced.error());
+    // The toolstack's first keys: the home path holds the domain's name, as xl writes it.
+    std::array<char, 64> name_path{};
+    const std::string_view name = home_key(name_path, domain.id(), "name");
+    if (const auto named = store_->write(name, domain.name()); !named) {
+        (void)store_->release(domain.id());
+        return undo(named.error());
+    }
+    domain.store_ring = ring;
+    domain.store_port = *port;
+    domain.store_connection.emplace(*store_, domain.id(), domain.memory.privileged,
+                                    *reinterpret_cast<abi::xenstore_domain_interface*>(frames().platform().map(ring)));
+    return *port;
+}
+
+void Domains::service_store(Domain& domain) {
+    const auto serve = [&](Domain& served) {
+        if (served.store_connection->service().notify)
+            (void)channels_.signal_hypervisor_channel(*served.events, served.store_port);
+    };
+    if (domain.store_connection)
+        serve(domain);
+    for (Domain& other : registry_)
+        if (other.store_connection && other.store_connection->pending_output())
+            serve(other);
+}
+
 Result<void> Domains::register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset) {
     constexpr std::uint64_t page_size = 4096;
     if (vcpu >= domain.vcpu_count() || domain.vcpus[vcpu].vcpu_info_frame || !domain.events ||
@@ -260,6 +320,8 @@ void Domains::hypervisor_channel_signalled(const evtchn::EvtchnDomain& events, P
     Domain& domain = of(events);
     if (domain.console_ring && port == domain.console_port)
         service_console(domain);
+    if (domain.store_ring && port == domain.store_port)
+        service_store(domain);
 }
 
 bool Domains::paused_by_controller(const evtchn::EvtchnDomain& events) { return of(events).pause_count != 0; }

@@ -6,6 +6,7 @@
 
 #include "../mm/mmu_ops_fixture.hpp"
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -15,6 +16,20 @@
 namespace domain_test {
 using namespace mm_test;
 using namespace hv::domain;
+
+// The xenstore's memory from the C heap, counting what is outstanding.
+class HeapStoreMemory final : public hv::xenstore::StoreMemory {
+public:
+    void* allocate(std::size_t bytes) override {
+        ++outstanding;
+        return std::aligned_alloc(16, (bytes + 15) / 16 * 16);
+    }
+    void release(void* block, std::size_t) override {
+        --outstanding;
+        std::free(block);
+    }
+    long outstanding = 0;
+};
 using hv::Port;
 using hv::evtchn::PortEntry;
 using hv::evtchn::PortState;
@@ -253,6 +268,8 @@ struct DomainFixture {
             all.insert(all.end(), test->vcpu_memory.begin(), test->vcpu_memory.end());
             if (test->domain.console_ring)
                 console_rings.push_back(*test->domain.console_ring);
+            if (test->domain.store_ring)
+                console_rings.push_back(*test->domain.store_ring);
             for (const Vcpu& vcpu : test->vcpus)
                 if (vcpu.vcpu_info_frame)
                     console_rings.push_back(*vcpu.vcpu_info_frame);
@@ -274,7 +291,9 @@ struct DomainFixture {
     PageTables tables{frames};
     FakeDomainPlatform machine;
     StringSink sink;
-    Domains domains{tables, machine};
+    HeapStoreMemory store_memory;
+    hv::xenstore::Store store{store_memory};
+    Domains domains{tables, machine, &store};
     Hypercalls handlers{domains};
     CountdownPreemption preemption;
     Continuation continuation;

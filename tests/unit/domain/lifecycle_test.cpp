@@ -240,6 +240,41 @@ TEST_CASE_METHOD(DomainFixture, "the PV console ring is served when the guest si
     CHECK(frames.info(ring).owner != DomId{1});
 }
 
+TEST_CASE_METHOD(DomainFixture, "the xenstore ring is served when the guest signals it, and let go at destroy",
+                 "[domain][xenstore]") {
+    auto guest = make(1, "guest");
+    auto other = make(2, "other");
+    CHECK(domains.attach_store_ring(guest->domain, allocate(other->domain.memory)).error() == Errc::einval);
+    CHECK_FALSE(store.introduced(DomId{1}));  // nothing stays of the refused attach
+    const Mfn ring = allocate(guest->domain.memory);
+    const auto port = domains.attach_store_ring(guest->domain, ring);
+    REQUIRE(port);
+    CHECK(domains.attach_store_ring(guest->domain, ring).error() == Errc::einval);
+    CHECK(store.introduced(DomId{1}));
+    CHECK(frames.info(ring).type == PageType::writable);
+
+    // The guest's xenbus: a READ of "name" (relative to its home) into req[], then a send.
+    auto& page = *reinterpret_cast<abi::xenstore_domain_interface*>(platform.map(ring));
+    const abi::xsd_sockmsg request{abi::XS_READ, 7, 0, 5};
+    std::memcpy(page.req, &request, sizeof request);
+    std::memcpy(page.req + sizeof request, "name", 5);
+    page.req_prod = sizeof request + 5;
+    abi::evtchn_send send{port->value};
+    REQUIRE(op(*guest, abi::HYPERVISOR_event_channel_op, abi::EVTCHNOP_send, send) == 0);
+    CHECK(page.req_cons == page.req_prod);
+    abi::xsd_sockmsg reply{};
+    std::memcpy(&reply, page.rsp, sizeof reply);
+    CHECK(reply.type == abi::XS_READ);
+    CHECK(reply.req_id == 7);
+    CHECK(std::string_view{page.rsp + sizeof reply, reply.len} == "guest");  // the toolstack wrote its name
+    CHECK(domains.event_channels().is_pending(*guest->domain.events, *port));
+    require_invariants({guest.get(), other.get()});
+
+    REQUIRE(destroy(*guest));
+    CHECK_FALSE(store.introduced(DomId{1}));
+    CHECK(frames.info(ring).owner != DomId{1});
+}
+
 TEST_CASE_METHOD(DomainFixture, "destroy stops a running domain with blocked and polling vCPUs",
                  "[domain][destroy]") {
     const auto free_before = frames.free_frames();
