@@ -77,6 +77,10 @@ inline void set_task_switched(bool set) {
         asm volatile("clts" : : : "memory");
 }
 
+// The FPU, x87 and SSE state of a vCPU in the 512-byte FXSAVE format (TS must be clear).
+inline void save_fpu(std::byte* area) { asm volatile("fxsave64 (%0)" : : "r"(area) : "memory"); }
+inline void load_fpu(const std::byte* area) { asm volatile("fxrstor64 (%0)" : : "r"(area) : "memory"); }
+
 // The debug registers: addresses DR0-DR3, status DR6, control DR7.
 inline void write_debug_addresses(const std::array<std::uint64_t, 4>& address) {
     asm volatile("mov %0, %%db0; mov %1, %%db1; mov %2, %%db2; mov %3, %%db3"

@@ -8,11 +8,15 @@
 #include <hv/pv_vcpu_op.hpp>
 #include <hv/pv_traps.hpp>
 
+#include <cstring>
+#include <new>
+
 #include "clock.hpp"
 
 #include "cpu.hpp"
 #include "cpu_tables.hpp"
 #include "guest_frame.hpp"
+#include "guest_gdt.hpp"
 #include "memory_layout.hpp"
 #include "serial.hpp"
 
@@ -133,10 +137,33 @@ public:
     GuestFrame* frame = nullptr;
 };
 
+// One vCPU of a domain: what the trap layer keeps of it, and its registers, FPU state and data
+// selectors while another vCPU has the CPU.
+struct VcpuContext {
+    VcpuContext(hv::domain::Domains& domains, hv::domain::Domain& owner) : calls{domains}, domain{&owner} {}
+
+    HypervisorCalls calls;
+    hv::domain::Domain* domain;
+    GuestFrame frame{};
+    alignas(16) std::array<std::byte, 512> fpu{};  // FXSAVE format
+    hv::pv::DataSelectors selectors{};
+    std::uint64_t slice_start = 0;  // when it last got the CPU
+};
+
+// Every vCPU that runs, in the order domains were built.
+std::array<VcpuContext*, hv::builder::max_bundle_domains> contexts{};
+std::size_t context_count = 0;
+bool every_domain_built = true;
+
+// A vCPU keeps the CPU this long while another is runnable.
+constexpr std::uint64_t time_slice_ns = 10'000'000;
+
+// The vCPU on the CPU, its domain and its handlers.
 struct Running {
     hv::domain::Domains* domains = nullptr;
     hv::domain::Domain* domain = nullptr;
     HypervisorCalls* handlers = nullptr;
+    VcpuContext* context = nullptr;
 };
 Running running;
 
@@ -226,7 +253,8 @@ void latch_debug_status() {
     cpu::write_debug_status(hv::pv::DebugRegisters::status_default);
 }
 
-[[noreturn]] void finish();
+[[noreturn]] void run_next();
+void return_to_guest(GuestFrame& frame);
 
 void crash(const char* why) {
     console.write("(");
@@ -235,7 +263,7 @@ void crash(const char* why) {
     console.write(why);
     console.write("\n");
     running.domains->crash(*running.domain);
-    finish();
+    run_next();
 }
 
 // The guest's data segment selectors: the CPU's, since the hypervisor never loads them.
@@ -272,12 +300,12 @@ void ensure_enterable(GuestFrame& frame) {
 }
 
 // The guest's CR0.TS in the CPU (fpu_taskswitch sets it, delivering #NM clears it).
+bool task_switched_in_cpu = false;  // the CPU's CR0.TS
 void load_task_switched() {
-    static bool in_cpu = false;
     const bool wanted = running.handlers->pv.fpu_task_switched;
-    if (wanted != in_cpu)
+    if (wanted != task_switched_in_cpu)
         cpu::set_task_switched(wanted);
-    in_cpu = wanted;
+    task_switched_in_cpu = wanted;
 }
 
 // On every way back to the guest: an event pending and unmasked enters its event callback, the
@@ -303,12 +331,31 @@ void set_runstate(std::int32_t state) {
     hv::pv::publish_runstate(calls.runstate, kernel_space, *running.domain);
 }
 
-// The PIT is armed for the earliest of the vCPU's timers and its poll timeout.
+bool live(const VcpuContext& context) { return context.domain->state == hv::domain::DomainState::running; }
+
+bool another_runnable() {
+    for (std::size_t i = 0; i < context_count; ++i)
+        if (contexts[i] != running.context && contexts[i]->domain->runnable(0))
+            return true;
+    return false;
+}
+
+// The PIT is armed for the earliest of every live vCPU's timers and poll timeouts, and for the end
+// of the running vCPU's time slice when another one waits for the CPU.
 void arm_timer() {
-    std::optional<std::uint64_t> deadline = running.handlers->timers.next_deadline();
-    const auto& poll = running.handlers->poll_deadline;
-    if (poll && (!deadline || *poll < *deadline))
-        deadline = poll;
+    std::optional<std::uint64_t> deadline;
+    const auto consider = [&](std::optional<std::uint64_t> candidate) {
+        if (candidate && (!deadline || *candidate < *deadline))
+            deadline = candidate;
+    };
+    for (std::size_t i = 0; i < context_count; ++i) {
+        if (!live(*contexts[i]))
+            continue;
+        consider(contexts[i]->calls.timers.next_deadline());
+        consider(contexts[i]->calls.poll_deadline);
+    }
+    if (running.context != nullptr && another_runnable())
+        consider(running.context->slice_start + time_slice_ns);
     if (deadline)
         clock::arm(*deadline);
 }
@@ -325,8 +372,8 @@ void take_serial_input() {
             break;
         (void)serial_input.push(*byte);
     }
-    if (!serial_input.empty())
-        running.domains->service_console(*running.domain);
+    if (!serial_input.empty() && context_count != 0)
+        running.domains->service_console(*contexts[0]->domain);
 }
 
 void on_serial_input_interrupt() {
@@ -338,12 +385,17 @@ void on_timer_interrupt() {
     clock::acknowledge();
     take_serial_input();
     const std::uint64_t now = clock::now_ns();
-    HypervisorCalls& calls = *running.handlers;
-    if (calls.timers.expire(now))
-        (void)running.domains->event_channels().send_virq(*running.domain->events, 0, pvkit::abi::VIRQ_TIMER);
-    if (calls.poll_deadline && *calls.poll_deadline <= now) {
-        calls.poll_deadline.reset();
-        running.domains->poll_timed_out(running.domain->id(), 0);
+    for (std::size_t i = 0; i < context_count; ++i) {
+        VcpuContext& context = *contexts[i];
+        if (!live(context))
+            continue;
+        HypervisorCalls& calls = context.calls;
+        if (calls.timers.expire(now))
+            (void)running.domains->event_channels().send_virq(*context.domain->events, 0, pvkit::abi::VIRQ_TIMER);
+        if (calls.poll_deadline && *calls.poll_deadline <= now) {
+            calls.poll_deadline.reset();
+            running.domains->poll_timed_out(context.domain->id(), 0);
+        }
     }
     arm_timer();
 }
@@ -372,7 +424,7 @@ long HypervisorCalls::vcpu_op(hv::domain::HypercallCaller& caller, const hv::hyp
 long HypervisorCalls::set_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::set_debugreg& args) {
     const long result = hv::pv::set_debugreg(pv, args);
     if (result == 0) {
-        // One vCPU: its breakpoints stay in the CPU (the hypervisor sets none of its own).
+        // Its breakpoints are in the CPU while it runs (the hypervisor sets none of its own).
         cpu::write_debug_addresses(pv.debug.address);
         cpu::write_debug_control(pv.debug.control);
     }
@@ -392,13 +444,19 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
 }
 
 [[noreturn]] void finish() {
-    const hv::domain::Domain& domain = *running.domain;
-    const bool powered_off =
-        domain.state == hv::domain::DomainState::shutdown && domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+    bool all_powered_off = every_domain_built;
     console.write("all domains have stopped: ");
-    console.write(domain.name());
-    console.write(powered_off ? " powered off\n" : " did not power off\n");
-    cpu::exit_qemu(powered_off ? 0 : 1);
+    for (std::size_t i = 0; i < context_count; ++i) {
+        const hv::domain::Domain& domain = *contexts[i]->domain;
+        const bool powered_off = domain.state == hv::domain::DomainState::shutdown &&
+                                 domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+        all_powered_off = all_powered_off && powered_off;
+        console.write(i == 0 ? "" : ", ");
+        console.write(domain.name());
+        console.write(powered_off ? " powered off" : " did not power off");
+    }
+    console.write("\n");
+    cpu::exit_qemu(all_powered_off ? 0 : 1);
 }
 
 // Xen's order for a fault in guest code: `int n` admitted by the guest's trap table, writable page
@@ -412,7 +470,7 @@ bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
     hv::pv::GuestRegisters registers = registers_of(frame);
     const auto resume = [&](bool mode_changed) {
         take_registers(registers, frame, mode_changed);
-        deliver_pending_event(frame);
+        return_to_guest(frame);
         return true;
     };
     if (vector == general_protection) {
@@ -448,6 +506,117 @@ bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
     return bounced.outcome == hv::pv::Bounce::delivered && resume(bounced.mode_changed);
 }
 
+// ---- The CPU passes from vCPU to vCPU ------------------------------------------------------
+
+GuestFrame& entry_frame() { return *reinterpret_cast<GuestFrame*>(hv_entry_stack_top - sizeof(GuestFrame)); }
+
+// Whether `selector` loads into a data segment register from ring 0 without faulting: null, or a
+// present data or readable code segment. A guest's selector may name a descriptor it changed (or
+// a GDT it replaced) after loading it; such a selector comes back null.
+bool loadable(std::uint16_t selector) {
+    constexpr std::uint32_t present = 1u << 15, code_or_data = 1u << 12, code = 1u << 11, readable = 1u << 9;
+    if ((selector & ~3u) == 0)
+        return true;
+    std::uint32_t rights = 0;
+    bool valid = false;
+    asm volatile("lar %2, %0; setz %1" : "=r"(rights), "=q"(valid) : "r"(std::uint32_t{selector}) : "cc");
+    return valid && (rights & present) != 0 && (rights & code_or_data) != 0 &&
+           ((rights & code) == 0 || (rights & readable) != 0);
+}
+
+void load_data_selectors(const hv::pv::DataSelectors& selectors) {
+    const auto checked = [](std::uint16_t selector) -> std::uint32_t { return loadable(selector) ? selector : 0; };
+    asm volatile("mov %0, %%ds; mov %1, %%es; mov %2, %%fs; mov %3, %%gs"
+                 :
+                 : "r"(checked(selectors.ds)), "r"(checked(selectors.es)), "r"(checked(selectors.fs)),
+                   "r"(checked(selectors.gs)));
+}
+
+// The running vCPU's state leaves the CPU: its registers from the entry frame, its data
+// selectors and its FPU state (its segment bases were read back on entry).
+void save_running(const GuestFrame& entry) {
+    VcpuContext& context = *running.context;
+    context.frame = entry;
+    context.selectors = data_selectors();
+    cpu::set_task_switched(false);
+    task_switched_in_cpu = false;
+    cpu::save_fpu(context.fpu.data());
+    if (live(context))
+        set_runstate(context.domain->runnable(0) ? pvkit::abi::RUNSTATE_runnable : pvkit::abi::RUNSTATE_blocked);
+}
+
+// `next` takes the CPU: its GDT, then the selectors that may name it, its segment bases, page
+// tables, breakpoints and FPU state, and its registers into the entry frame.
+void load_running(VcpuContext& next, GuestFrame& entry) {
+    running.context = &next;
+    running.domain = next.domain;
+    running.handlers = &next.calls;
+    load_guest_gdt(next.domain->storage.vcpu_memory[0]);
+    load_data_selectors(next.selectors);
+    load_segment_bases();
+    load_guest_page_tables();
+    cpu::write_debug_addresses(next.calls.pv.debug.address);
+    cpu::write_debug_control(next.calls.pv.debug.control);
+    cpu::set_task_switched(false);
+    task_switched_in_cpu = false;
+    cpu::load_fpu(next.fpu.data());
+    entry = next.frame;
+    next.slice_start = clock::now_ns();
+    set_runstate(pvkit::abi::RUNSTATE_running);
+    arm_timer();
+}
+
+// Round robin: the first runnable vCPU after the running one.
+VcpuContext* pick_next() {
+    std::size_t at = context_count - 1;
+    for (std::size_t i = 0; i < context_count; ++i)
+        if (contexts[i] == running.context)
+            at = i;
+    for (std::size_t step = 1; step <= context_count; ++step) {
+        VcpuContext* candidate = contexts[(at + step) % context_count];
+        if (candidate->domain->runnable(0))
+            return candidate;
+    }
+    return nullptr;
+}
+
+bool any_live() {
+    for (std::size_t i = 0; i < context_count; ++i)
+        if (live(*contexts[i]))
+            return true;
+    return false;
+}
+
+// Enters the next runnable vCPU; while none is, the CPU idles until an interrupt (a timer, an
+// event) makes one runnable; when no domain is left running, the run ends.
+[[noreturn]] void run_next() {
+    GuestFrame& entry = entry_frame();
+    for (;;) {
+        if (VcpuContext* next = pick_next()) {
+            load_running(*next, entry);
+            deliver_pending_event(entry);
+            hv_enter_guest(&entry);
+        }
+        if (!any_live())
+            finish();
+        arm_timer();
+        asm volatile("sti; hlt; cli" ::: "memory");
+    }
+}
+
+// The way back to the guest after any entry: the running vCPU goes on unless it can no longer
+// run (blocked, shut down, paused) or its time slice is over while another vCPU waits.
+void return_to_guest(GuestFrame& frame) {
+    VcpuContext& context = *running.context;
+    const bool keeps = context.domain->runnable(0) &&
+                       (clock::now_ns() - context.slice_start < time_slice_ns || !another_runnable());
+    if (!keeps) {
+        save_running(frame);
+        run_next();
+    }
+    deliver_pending_event(frame);
+}
+
 }  // namespace
 
 void load_guest_page_tables() {
@@ -460,25 +629,34 @@ void set_poll_deadline(std::uint64_t deadline_ns) {
     arm_timer();
 }
 
-void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
-                const hv::builder::InitialRegisters& registers) {
-    static HypervisorCalls handlers{domains};
-    running = {&domains, &domain, &handlers};
-    domain.console_input = &serial_input;
-    console.enable_input_interrupt();
-    handlers.timers.next_period = clock::now_ns() + handlers.timers.period;
-    arm_timer();
+std::size_t guest_vcpu_size() { return (sizeof(VcpuContext) + 63) / 64 * 64; }
+
+void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
+                    const hv::builder::InitialRegisters& registers, std::byte* storage) {
+    auto* context = new (storage) VcpuContext{domains, domain};
+    context->frame.rip = registers.rip;
+    context->frame.rsp = registers.rsp;
+    context->frame.rsi = registers.rsi;
+    context->frame.cs = guest_cs64;
+    context->frame.ss = guest_ss;
+    context->frame.rflags = interrupts_enabled;
+    // The FPU as FNINIT leaves it, SSE exceptions masked (FCW at byte 0, MXCSR at byte 24).
+    constexpr std::uint16_t initial_control = 0x037F;
+    constexpr std::uint32_t initial_mxcsr = 0x1F80;
+    std::memcpy(context->fpu.data(), &initial_control, sizeof initial_control);
+    std::memcpy(context->fpu.data() + 24, &initial_mxcsr, sizeof initial_mxcsr);
+    context->calls.timers.next_period = clock::now_ns() + context->calls.timers.period;
+    contexts[context_count++] = context;
     (void)domains.unpause(domain);
-    load_guest_page_tables();
-    auto* frame = reinterpret_cast<GuestFrame*>(hv_entry_stack_top - sizeof(GuestFrame));
-    *frame = GuestFrame{};
-    frame->rip = registers.rip;
-    frame->rsp = registers.rsp;
-    frame->rsi = registers.rsi;
-    frame->cs = guest_cs64;
-    frame->ss = guest_ss;
-    frame->rflags = interrupts_enabled;
-    hv_enter_guest(frame);
+}
+
+void run_domains(hv::domain::Domains& domains, bool all_built) {
+    running.domains = &domains;
+    every_domain_built = all_built;
+    // Serial input goes to the first domain's console (Xen's console focus starts there too).
+    contexts[0]->domain->console_input = &serial_input;
+    console.enable_input_interrupt();
+    run_next();
 }
 
 }  // namespace hypervisor
@@ -499,7 +677,7 @@ extern "C" void hv_syscall(GuestFrame* frame) {
                       ? "a syscall from user mode, with no syscall callback and no #UD handler"
                       : "its kernel stack cannot take a syscall from user mode");
         take_registers(registers, *frame, bounced.mode_changed);
-        deliver_pending_event(*frame);
+        return_to_guest(*frame);
         return;
     }
     running.handlers->frame = frame;
@@ -520,22 +698,8 @@ extern "C" void hv_syscall(GuestFrame* frame) {
     } else {
         frame->rax = static_cast<std::uint64_t>(result);
     }
-    // Blocked (SCHEDOP_block, SCHEDOP_poll): the CPU idles until an interrupt makes it runnable.
-    hv::domain::Domain& domain = *running.domain;
-    const auto blocked = [&] {
-        return domain.state == hv::domain::DomainState::running && domain.pause_count == 0 && domain.vcpus[0].blocked;
-    };
-    if (blocked()) {
-        set_runstate(pvkit::abi::RUNSTATE_blocked);
-        while (blocked()) {
-            arm_timer();
-            asm volatile("sti; hlt; cli" ::: "memory");
-        }
-        set_runstate(pvkit::abi::RUNSTATE_running);
-    }
-    if (!domain.runnable(0))
-        finish();
-    deliver_pending_event(*frame);
+    // Blocked (SCHEDOP_block, SCHEDOP_poll) or shut down: another vCPU runs, or the CPU idles.
+    return_to_guest(*frame);
 }
 
 // An exception or interrupt. From the guest: bounced to the guest kernel's handler, the domain
@@ -561,7 +725,7 @@ extern "C" void hv_trap(GuestFrame* frame) {
         else if (frame->vector == clock::serial_input_vector)
             on_serial_input_interrupt();
         if (from_guest)
-            deliver_pending_event(*frame);
+            return_to_guest(*frame);
         return;
     }
     if (from_guest && handle_guest_fault(*frame, cr2))
@@ -583,5 +747,5 @@ extern "C" void hv_trap(GuestFrame* frame) {
     if (!from_guest)
         cpu::exit_qemu(255);
     running.domains->crash(*running.domain);
-    finish();
+    run_next();
 }

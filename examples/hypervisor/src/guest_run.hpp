@@ -1,14 +1,27 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Running a built domain on this CPU: into ring 3 at its entry point, hypercalls through syscall,
-// faults it cannot handle yet crashing it. One domain, one vCPU, for now.
+// Running built domains on this CPU: into ring 3 at their entry points, hypercalls through syscall,
+// faults bounced or emulated, vCPU 0 of each domain taking turns on the CPU.
 #pragma once
 
+#include <cstddef>
+
+#include <hv/boot_bundle.hpp>
 #include <hv/builder.hpp>
 
 namespace hypervisor {
 
-// Runs `domain` until it stops running, then reports how it ended and leaves QEMU: status 0 when
-// it powered off, 1 otherwise.
+// The bytes (16-byte aligned) one vCPU's context needs: its registers while it does not run, its
+// FPU state and what libhv's trap layer keeps of it.
+std::size_t guest_vcpu_size();
+
+// vCPU 0 of `domain` (built, paused once) will run from `registers`, its context in `storage`.
+void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
+                    const hv::builder::InitialRegisters& registers, std::byte* storage);
+
+// Runs the domains added until every one has stopped, then reports how each ended and leaves
+// QEMU: status 0 when all powered off (and `all_built`), 1 otherwise.
+[[noreturn]] void run_domains(hv::domain::Domains& domains, bool all_built);
+
 // Loads CR3 with the running vCPU's base for its current mode (before any guest runs: reloads the
 // current CR3). The memory component's TLB flushes come here, so that a new base is in use, and
 // an old one no longer, from the hypercall that changed it on.
@@ -16,8 +29,5 @@ void load_guest_page_tables();
 
 // A SCHEDOP_poll timeout of the running vCPU (DomainPlatform::set_poll_timeout).
 void set_poll_deadline(std::uint64_t deadline_ns);
-
-[[noreturn]] void run_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
-                             const hv::builder::InitialRegisters& registers);
 
 }  // namespace hypervisor

@@ -198,32 +198,39 @@ StoreArena* carve_store_memory(BootMemory& memory) {
     return &arena;
 }
 
-// What one domain is given: its ports, grant table and vCPU state.
-struct DomainStorage {
-    static constexpr hv::DomId id{1};
+// What one domain is given: its ports, grant table and vCPU state, and the domain itself.
+struct DomainSlot {
+    DomainSlot(const hv::domain::DomainConfig& config, hv::console::ConsoleSink& sink)
+        : vcpu_memory{hv::mm::VcpuMmu{.domain = config.id}},
+          domain{config,
+                 {ports, {grant_frames, active, maptrack}, vcpus, vcpu_memory, vcpu_events},
+                 sink} {}
+
     std::array<hv::evtchn::PortEntry, 1024> ports{};
     std::array<std::uint64_t, 4> grant_frames{};
     std::array<hv::gnttab::ActiveEntry, 4 * hv::gnttab::entries_per_frame> active{};
     std::array<hv::gnttab::MaptrackEntry, 256> maptrack{};
     std::array<hv::domain::Vcpu, 1> vcpus{};
-    std::array<hv::mm::VcpuMmu, 1> vcpu_memory{hv::mm::VcpuMmu{.domain = id}};
+    std::array<hv::mm::VcpuMmu, 1> vcpu_memory;
     std::array<hv::evtchn::EvtchnVcpu, 1> vcpu_events{};
+    hv::domain::Domain domain;
 };
 
-// What the initrd asks for: a boot bundle (docs/builder.md), or a bare kernel image run with
-// the defaults. Only the first domain of a bundle runs until scheduling comes.
-bool read_initrd(std::span<const std::byte> initrd, hv::builder::BundledDomain& first) {
+// What the initrd asks for: a boot bundle (docs/builder.md), or a bare kernel image run with the
+// defaults. Empty, with the reason printed, when it cannot be read.
+std::span<const hv::builder::BundledDomain> read_initrd(std::span<const std::byte> initrd) {
     constexpr std::string_view cpio_magic = "070701";
+    static hv::builder::Bundle bundle;
     const bool is_bundle = initrd.size() >= cpio_magic.size() &&
                            std::string_view{reinterpret_cast<const char*>(initrd.data()), cpio_magic.size()} == cpio_magic;
     if (!is_bundle) {
         hv::builder::BundleDomain defaults;  // a bundle's defaults: 16 MiB, one vCPU
         defaults.name = "dom1";
         defaults.kernel = "initrd";
-        first = {defaults, {}, initrd, {}};
-        return true;
+        bundle.domains[0] = {defaults, {}, initrd, {}};
+        bundle.domain_count = 1;
+        return bundle.list();
     }
-    static hv::builder::Bundle bundle;
     const auto error = hv::builder::read_bundle(initrd, bundle);
     if (error.code != hv::builder::BundleErrc::none) {
         console.write("boot bundle refused: ");
@@ -239,25 +246,23 @@ bool read_initrd(std::span<const std::byte> initrd, hv::builder::BundledDomain& 
             console.write(hv::builder::describe(error.config.code));
         }
         console.write("\n");
-        return false;
+        return {};
     }
-    if (bundle.domain_count > 1)
-        console.write("boot bundle: only the first of its domains runs for now\n");
-    first = bundle.domains[0];
-    return true;
+    return bundle.list();
 }
 
-// The domain the initrd describes, built as domain 1; nullptr with a message when it cannot be.
-hv::domain::Domain* build_first_domain(const hv::builder::BundledDomain& wanted, hv::domain::Domains& domains,
-                                       hv::builder::Built& built) {
+// The domain the bundle describes, built in `slot` as domain `id`; false with a message when it
+// cannot be (what was created of it then stays, never run).
+bool build_domain(const hv::builder::BundledDomain& wanted, hv::DomId id, hv::domain::Domains& domains,
+                  DomainSlot* slot, hv::builder::Built& built) {
     const hv::builder::BundleDomain& config = wanted.config;
-    const auto refuse = [&](std::string_view why, std::string_view detail) -> hv::domain::Domain* {
+    const auto refuse = [&](std::string_view why, std::string_view detail) {
         console.write(config.name);
         console.write(": ");
         console.write(why);
         console.write(detail);
         console.write("\n");
-        return nullptr;
+        return false;
     };
     static hv::builder::ElfImage image;
     if (const auto error = hv::builder::parse_image(wanted.kernel, image); error != hv::builder::ImageError::none)
@@ -266,16 +271,14 @@ hv::domain::Domain* build_first_domain(const hv::builder::BundledDomain& wanted,
     const std::size_t command_line_length = config.cmdline.decode(command_line);
     if (command_line_length >= command_line.size())
         return refuse("cannot be built: ", hv::builder::describe(hv::builder::BuildError::command_line_too_long));
-    static DomainStorage storage;
     static SerialSink sink{console};
-    static hv::domain::Domain domain{{.id = DomainStorage::id,
-                                      .name = config.name,
-                                      .max_pages = config.memory_pages() + 2,
-                                      .privileged = config.privileged,
-                                      .console_write = true},
-                                     {storage.ports, {storage.grant_frames, storage.active, storage.maptrack},
-                                      storage.vcpus, storage.vcpu_memory, storage.vcpu_events},
-                                     sink};
+    hv::domain::Domain& domain = (new (slot) DomainSlot{{.id = id,
+                                                         .name = config.name,
+                                                         .max_pages = config.memory_pages() + 2,
+                                                         .privileged = config.privileged,
+                                                         .console_write = true},
+                                                        sink})
+                                     ->domain;
     if (const auto created = domains.create(domain); !created)
         return refuse("cannot be created", "");
     static hv::builder::DomainBuilder builder{domains};
@@ -283,8 +286,8 @@ hv::domain::Domain* build_first_domain(const hv::builder::BundledDomain& wanted,
                                      {.memory_pages = config.memory_pages(),
                                       .ramdisk = wanted.ramdisk,
                                       .command_line = {command_line.data(), command_line_length},
-                                      .time = {.system_time_ns = 0,
-                                               .tsc_timestamp = clock::boot_tsc(),
+                                      .time = {.system_time_ns = clock::now_ns(),
+                                               .tsc_timestamp = cpu::read_tsc(),
                                                .tsc_to_system_mul = clock::scale().mul,
                                                .tsc_shift = clock::scale().shift}},
                                      built);
@@ -302,7 +305,7 @@ hv::domain::Domain* build_first_domain(const hv::builder::BundledDomain& wanted,
     console.write(", ");
     console.write_decimal(built.layout.page_table_pages);
     console.write(" page-table frames\n");
-    return &domain;
+    return true;
 }
 
 }  // namespace
@@ -330,27 +333,32 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
 
     static BootMemory memory;
     static DirectMap direct_map;
-    // The store's memory is carved before the rest of RAM becomes the domains' heap.
     const bool surveyed = survey_memory(*info, memory);
-    StoreArena* store_memory = surveyed ? carve_store_memory(memory) : nullptr;
-    hv::mm::FrameTable* frames = store_memory != nullptr ? take_over_memory(memory, direct_map) : nullptr;
     const auto loaded = modules(*info);
-    hv::builder::BundledDomain wanted;
-    bool domain_wanted = false;
-    if (frames != nullptr && !loaded.empty()) {
+    std::span<const hv::builder::BundledDomain> wanted;
+    if (surveyed && !loaded.empty()) {
         const auto* initrd = phys_to_virt<const std::byte>(loaded[0].paddr, loaded[0].size);
         if (initrd == nullptr)
             console.write("the initrd lies outside the boot window\n");
         else
-            domain_wanted = read_initrd({initrd, loaded[0].size}, wanted);
+            wanted = read_initrd({initrd, loaded[0].size});
     }
+    // The store's memory, the domains' slots and their vCPUs' contexts are carved before the rest
+    // of RAM becomes the domains' heap.
+    StoreArena* store_memory = surveyed ? carve_store_memory(memory) : nullptr;
+    auto* slots = reinterpret_cast<DomainSlot*>(carve_zeroed(memory, wanted.size() * sizeof(DomainSlot)));
+    std::byte* contexts = carve_zeroed(memory, wanted.size() * guest_vcpu_size());
+    const bool carved = store_memory != nullptr && (wanted.empty() || (slots != nullptr && contexts != nullptr));
+    if (!carved)
+        console.write("memory: no room for the domains' own state\n");
+    hv::mm::FrameTable* frames = carved ? take_over_memory(memory, direct_map) : nullptr;
 
     clock::wait_for_calibration();
     console.write("clock: TSC at ");
     console.write_decimal(clock::tsc_hz() / 1'000'000);
     console.write(" MHz\n");
 
-    if (domain_wanted) {
+    if (frames != nullptr && !wanted.empty()) {
         static hv::mm::PageTables tables{*frames};
         static Host host{console};
         // Built in place and never destroyed: a static Store would register its destructor (out
@@ -358,9 +366,15 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         alignas(hv::xenstore::Store) static std::byte store_storage[sizeof(hv::xenstore::Store)];
         auto* store = new (store_storage) hv::xenstore::Store{*store_memory};
         static hv::domain::Domains domains{tables, host, store};
-        hv::builder::Built built;
-        if (hv::domain::Domain* domain = build_first_domain(wanted, domains, built))
-            run_domain(domains, *domain, built.registers);
+        std::size_t built_count = 0;
+        for (std::size_t index = 0; index < wanted.size(); ++index) {
+            hv::builder::Built built;
+            const hv::DomId id{static_cast<std::uint16_t>(index + 1)};
+            if (build_domain(wanted[index], id, domains, &slots[index], built))
+                add_guest_vcpu(domains, slots[index].domain, built.registers, contexts + built_count++ * guest_vcpu_size());
+        }
+        if (built_count != 0)
+            run_domains(domains, built_count == wanted.size());
     } else if (frames != nullptr && loaded.empty()) {
         console.write("no domain: give a boot bundle or a kernel image as the initrd\n");
     }
