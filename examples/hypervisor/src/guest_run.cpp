@@ -148,6 +148,7 @@ struct VcpuContext {
     alignas(16) std::array<std::byte, 512> fpu{};  // FXSAVE format
     hv::pv::DataSelectors selectors{};
     std::uint64_t slice_start = 0;  // when it last got the CPU
+    bool woken = false;             // an event woke it since it last ran: it goes first
 };
 
 // Every vCPU that runs, in the order domains were built.
@@ -155,8 +156,11 @@ std::array<VcpuContext*, hv::builder::max_bundle_domains> contexts{};
 std::size_t context_count = 0;
 bool every_domain_built = true;
 
-// A vCPU keeps the CPU this long while another is runnable.
+// A vCPU keeps the CPU this long while another is runnable, and at least the minimum when a
+// woken one waits (which then goes first: a vCPU waiting for an event, a timer or a reply runs
+// soon after it comes, as Xen's credit scheduler boosts it).
 constexpr std::uint64_t time_slice_ns = 10'000'000;
+constexpr std::uint64_t minimum_run_ns = 1'000'000;
 
 // The vCPU on the CPU, its domain and its handlers.
 struct Running {
@@ -333,11 +337,17 @@ void set_runstate(std::int32_t state) {
 
 bool live(const VcpuContext& context) { return context.domain->state == hv::domain::DomainState::running; }
 
-bool another_runnable() {
+bool another_runnable(bool woken_only = false) {
     for (std::size_t i = 0; i < context_count; ++i)
-        if (contexts[i] != running.context && contexts[i]->domain->runnable(0))
+        if (contexts[i] != running.context && contexts[i]->domain->runnable(0) && (contexts[i]->woken || !woken_only))
             return true;
     return false;
+}
+
+// When the running vCPU's turn ends, if nothing changes meanwhile.
+std::uint64_t turn_end() {
+    const std::uint64_t start = running.context->slice_start;
+    return another_runnable(true) ? start + minimum_run_ns : start + time_slice_ns;
 }
 
 // The PIT is armed for the earliest of every live vCPU's timers and poll timeouts, and for the end
@@ -355,7 +365,7 @@ void arm_timer() {
         consider(contexts[i]->calls.poll_deadline);
     }
     if (running.context != nullptr && another_runnable())
-        consider(running.context->slice_start + time_slice_ns);
+        consider(turn_end());
     if (deadline)
         clock::arm(*deadline);
 }
@@ -562,22 +572,28 @@ void load_running(VcpuContext& next, GuestFrame& entry) {
     cpu::load_fpu(next.fpu.data());
     entry = next.frame;
     next.slice_start = clock::now_ns();
+    next.woken = false;
     set_runstate(pvkit::abi::RUNSTATE_running);
     arm_timer();
 }
 
-// Round robin: the first runnable vCPU after the running one.
+// Round robin: the first runnable vCPU after the running one, a woken one before the others.
 VcpuContext* pick_next() {
     std::size_t at = context_count - 1;
     for (std::size_t i = 0; i < context_count; ++i)
         if (contexts[i] == running.context)
             at = i;
+    VcpuContext* first = nullptr;
     for (std::size_t step = 1; step <= context_count; ++step) {
         VcpuContext* candidate = contexts[(at + step) % context_count];
-        if (candidate->domain->runnable(0))
+        if (!candidate->domain->runnable(0))
+            continue;
+        if (candidate->woken)
             return candidate;
+        if (first == nullptr)
+            first = candidate;
     }
-    return nullptr;
+    return first;
 }
 
 bool any_live() {
@@ -608,8 +624,7 @@ bool any_live() {
 // run (blocked, shut down, paused) or its time slice is over while another vCPU waits.
 void return_to_guest(GuestFrame& frame) {
     VcpuContext& context = *running.context;
-    const bool keeps = context.domain->runnable(0) &&
-                       (clock::now_ns() - context.slice_start < time_slice_ns || !another_runnable());
+    const bool keeps = context.domain->runnable(0) && (clock::now_ns() < turn_end() || !another_runnable());
     if (!keeps) {
         save_running(frame);
         run_next();
@@ -627,6 +642,12 @@ void load_guest_page_tables() {
 void set_poll_deadline(std::uint64_t deadline_ns) {
     running.handlers->poll_deadline = deadline_ns;
     arm_timer();
+}
+
+void vcpu_woken(const hv::domain::Domain& domain) {
+    for (std::size_t i = 0; i < context_count; ++i)
+        if (contexts[i]->domain == &domain && contexts[i] != running.context)
+            contexts[i]->woken = true;
 }
 
 std::size_t guest_vcpu_size() { return (sizeof(VcpuContext) + 63) / 64 * 64; }

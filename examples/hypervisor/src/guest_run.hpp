@@ -27,6 +27,10 @@ void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
 // an old one no longer, from the hypercall that changed it on.
 void load_guest_page_tables();
 
+// An event woke vCPU 0 of `domain`, or is pending for it (DomainPlatform::kick_vcpu): it runs
+// soon.
+void vcpu_woken(const hv::domain::Domain& domain);
+
 // A SCHEDOP_poll timeout of the running vCPU (DomainPlatform::set_poll_timeout).
 void set_poll_deadline(std::uint64_t deadline_ns);
 

@@ -25,7 +25,7 @@ void DirectMap::descriptor_changed(const hv::mm::DomainMemory&, hv::Mfn frame, u
     update_guest_gdt(frame, index, descriptor);
 }
 
-void Host::kick_vcpu(hv::domain::Domain&, std::uint32_t) {}
+void Host::kick_vcpu(hv::domain::Domain& domain, std::uint32_t) { vcpu_woken(domain); }
 
 void Host::yield(hv::domain::Domain&, std::uint32_t) {}
 

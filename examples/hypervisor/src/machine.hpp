@@ -32,7 +32,7 @@ private:
     const Serial& serial_;
 };
 
-// Reports what happens to domains; scheduling comes with guest execution.
+// Reports what happens to domains, and tells the vCPUs apart for the scheduling in guest_run.cpp.
 class Host final : public hv::domain::DomainPlatform {
 public:
     explicit Host(const Serial& serial) : serial_{serial} {}

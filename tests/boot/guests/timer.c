@@ -2,6 +2,7 @@
  * and advances with real time; set_timer_op and SCHEDOP_block wake the vCPU through VIRQ_TIMER;
  * VCPUOP's timers, runstate area and vcpu_info placement as Linux uses them. */
 #include "pages.h"
+#include "pvclock.h"
 #include "report.h"
 
 static volatile struct pvk_shared_info shared __attribute__((aligned(4096)));
@@ -22,24 +23,7 @@ __asm__(".text\n"
         "    jmp pvk_hypercall_page + 23 * 32\n");
 extern char timer_callback[];
 
-/* System time in ns, as xen.h's vcpu_time_info describes the computation. */
-static uint64_t now(void)
-{
-    volatile struct pvk_vcpu_time_info *time = &shared.vcpu_info[0].time;
-    uint32_t version;
-    uint64_t ns;
-    do {
-        version = time->version;
-        __asm__ volatile("" ::: "memory");
-        uint32_t low, high;
-        __asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
-        uint64_t delta = (((uint64_t)high << 32) | low) - time->tsc_timestamp;
-        delta = time->tsc_shift >= 0 ? delta << time->tsc_shift : delta >> -time->tsc_shift;
-        ns = time->system_time + (uint64_t)(((unsigned __int128)delta * time->tsc_to_system_mul) >> 32);
-        __asm__ volatile("" ::: "memory");
-    } while ((version & 1) != 0 || version != time->version);
-    return ns;
-}
+static uint64_t now(void) { return pvclock_ns(&shared.vcpu_info[0].time); }
 
 int pvk_main(const struct pvk_start_info *info)
 {
