@@ -8,6 +8,7 @@
 #include <hv/pv_vcpu_op.hpp>
 #include <hv/pv_traps.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -149,12 +150,16 @@ struct VcpuContext {
     hv::pv::DataSelectors selectors{};
     std::uint64_t slice_start = 0;  // when it last got the CPU
     bool woken = false;             // an event woke it since it last ran: it goes first
+    bool reaped = false;            // its domain stopped and was destroyed
+    bool powered_off = false;       // how it stopped, kept past its destruction
 };
 
 // Every vCPU that runs, in the order domains were built.
 std::array<VcpuContext*, hv::builder::max_bundle_domains> contexts{};
 std::size_t context_count = 0;
 bool every_domain_built = true;
+std::uint64_t idle_root = 0;  // the hypervisor's own page tables, for the CPU between vCPUs
+std::uint64_t heap_before_domains = 0;  // free frames before any domain was built
 
 // A vCPU keeps the CPU this long while another is runnable, and at least the minimum when a
 // woken one waits (which then goes first: a vCPU waiting for an event, a timer or a reply runs
@@ -457,15 +462,22 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
     bool all_powered_off = every_domain_built;
     console.write("all domains have stopped: ");
     for (std::size_t i = 0; i < context_count; ++i) {
-        const hv::domain::Domain& domain = *contexts[i]->domain;
-        const bool powered_off = domain.state == hv::domain::DomainState::shutdown &&
-                                 domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+        const bool powered_off = contexts[i]->powered_off;
         all_powered_off = all_powered_off && powered_off;
         console.write(i == 0 ? "" : ", ");
-        console.write(domain.name());
+        console.write(contexts[i]->domain->name());
         console.write(powered_off ? " powered off" : " did not power off");
     }
     console.write("\n");
+    const std::uint64_t free_now = running.domains->frames().free_frames();
+    if (free_now == heap_before_domains) {
+        console.write("memory: every domain's frames are back in the heap\n");
+    } else {
+        console.write("memory: ");
+        console.write_decimal(heap_before_domains - free_now);
+        console.write(" frames not given back\n");
+        all_powered_off = false;
+    }
     cpu::exit_qemu(all_powered_off ? 0 : 1);
 }
 
@@ -596,6 +608,22 @@ VcpuContext* pick_next() {
     return first;
 }
 
+// Domains that stopped give back their memory, ports, grants and store connection, a bounded
+// amount of work per call (one that others' mappings of its grants hold waits for them), while
+// the others go on. Never the page tables in the CPU: the caller loaded others.
+void reap() {
+    constexpr unsigned budget = 256;
+    for (std::size_t i = 0; i < context_count; ++i) {
+        VcpuContext& context = *contexts[i];
+        hv::domain::Domain& domain = *context.domain;
+        if (context.reaped || domain.state == hv::domain::DomainState::running)
+            continue;
+        if (domain.state == hv::domain::DomainState::shutdown)
+            context.powered_off = domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+        context.reaped = running.domains->destroy(domain, budget);
+    }
+}
+
 bool any_live() {
     for (std::size_t i = 0; i < context_count; ++i)
         if (live(*contexts[i]))
@@ -608,13 +636,19 @@ bool any_live() {
 [[noreturn]] void run_next() {
     GuestFrame& entry = entry_frame();
     for (;;) {
+        cpu::write_cr3(idle_root);
+        reap();
         if (VcpuContext* next = pick_next()) {
             load_running(*next, entry);
             deliver_pending_event(entry);
             hv_enter_guest(&entry);
         }
-        if (!any_live())
+        if (!any_live()) {
+            while (!std::all_of(contexts.begin(), contexts.begin() + context_count,
+                                [](const VcpuContext* context) { return context->reaped; }))
+                reap();
             finish();
+        }
         arm_timer();
         asm volatile("sti; hlt; cli" ::: "memory");
     }
@@ -671,9 +705,11 @@ void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
     (void)domains.unpause(domain);
 }
 
-void run_domains(hv::domain::Domains& domains, bool all_built) {
+void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before) {
     running.domains = &domains;
     every_domain_built = all_built;
+    heap_before_domains = free_frames_before;
+    idle_root = cpu::read_cr3() & frame_mask;
     // Serial input goes to the first domain's console (Xen's console focus starts there too).
     contexts[0]->domain->console_input = &serial_input;
     console.enable_input_interrupt();

@@ -18,9 +18,11 @@ std::size_t guest_vcpu_size();
 void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
                     const hv::builder::InitialRegisters& registers, std::byte* storage);
 
-// Runs the domains added until every one has stopped, then reports how each ended and leaves
-// QEMU: status 0 when all powered off (and `all_built`), 1 otherwise.
-[[noreturn]] void run_domains(hv::domain::Domains& domains, bool all_built);
+// Runs the domains added until every one has stopped, destroying each that stops, then reports
+// how each ended and whether the heap has its `free_frames_before` (the count before any domain
+// was built) again, and leaves QEMU: status 0 when all powered off, `all_built` and no frame is
+// missing, 1 otherwise.
+[[noreturn]] void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before);
 
 // Loads CR3 with the running vCPU's base for its current mode (before any guest runs: reloads the
 // current CR3). The memory component's TLB flushes come here, so that a new base is in use, and

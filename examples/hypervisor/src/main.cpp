@@ -366,6 +366,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         alignas(hv::xenstore::Store) static std::byte store_storage[sizeof(hv::xenstore::Store)];
         auto* store = new (store_storage) hv::xenstore::Store{*store_memory};
         static hv::domain::Domains domains{tables, host, store};
+        const std::uint64_t free_frames_before = frames->free_frames();
         std::size_t built_count = 0;
         for (std::size_t index = 0; index < wanted.size(); ++index) {
             hv::builder::Built built;
@@ -374,7 +375,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
                 add_guest_vcpu(domains, slots[index].domain, built.registers, contexts + built_count++ * guest_vcpu_size());
         }
         if (built_count != 0)
-            run_domains(domains, built_count == wanted.size());
+            run_domains(domains, built_count == wanted.size(), free_frames_before);
     } else if (frames != nullptr && loaded.empty()) {
         console.write("no domain: give a boot bundle or a kernel image as the initrd\n");
     }
