@@ -4,13 +4,17 @@
     qemu_boot.py IMAGE [--append CMDLINE] [--initrd FILE] [--timeout S]  run: exit with the image's status
     qemu_boot.py IMAGE --expect REGEX [--expect REGEX ...] --status N    check (boot tests)
     ... --type REGEX TEXT                     type TEXT on the console once REGEX is seen
+    ... --guest-time BEGIN END                the guest's time (END's group "ns") against the host's
 
 The image ends a run by writing its status v to the isa-debug-exit port; QEMU then exits with
 (v << 1) | 1, which this script turns back into v. In check mode every --expect must match a whole
 console line, in the order given, and the status must be N; otherwise it says what went wrong and
 exits 1. Each --type waits, in order, until its REGEX matches console output (a prompt need not
 end its line) after the previous typing, then types its TEXT ("\r" for Enter: a serial terminal
-sends carriage returns). In run mode the console input is this script's own.
+sends carriage returns). In run mode the console input is this script's own. --guest-time
+timestamps console lines as they arrive: the nanoseconds the guest reports in the line matching
+END (its named group "ns") must be within 10% of the host's monotonic time from the line matching
+BEGIN to that line.
 """
 
 import argparse
@@ -38,12 +42,14 @@ def qemu_command(qemu, image, memory="128M", append="", initrd=""):
 
 
 def run(command, timeout, echo, typing=None, interactive=False):
-    """Run QEMU; return (console lines, QEMU's exit status or None on time-out, seconds taken).
+    """Run QEMU; return (console lines, QEMU's exit status or None on time-out, seconds taken,
+    the monotonic time each complete line arrived).
 
     typing: (regex, text) pairs typed in order, each once its regex matches the output that came
     after the previous one. interactive: QEMU reads this script's standard input instead."""
     typing = list(typing or [])
     started = time.monotonic()
+    arrivals = []  # when each console line was complete
     stdin = None if interactive else subprocess.PIPE if typing else subprocess.DEVNULL
     process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     typed_up_to = 0
@@ -56,13 +62,14 @@ def run(command, timeout, echo, typing=None, interactive=False):
         if remaining <= 0:
             process.kill()
             process.wait()
-            return _lines(output), None, time.monotonic() - started
+            return _lines(output), None, time.monotonic() - started, arrivals
         if not selector.select(timeout=min(remaining, 0.5)):
             continue
         chunk = os.read(process.stdout.fileno(), 65536)
         if not chunk:
             break
         output += chunk
+        arrivals += [time.monotonic()] * chunk.count(b"\n")
         if echo:
             sys.stdout.write(chunk.decode("utf-8", "replace").replace("\r\n", "\n"))
             sys.stdout.flush()
@@ -74,7 +81,7 @@ def run(command, timeout, echo, typing=None, interactive=False):
             process.stdin.write(typing.pop(0)[1].encode())
             process.stdin.flush()
     status = process.wait()
-    return _lines(output), status, time.monotonic() - started
+    return _lines(output), status, time.monotonic() - started, arrivals
 
 
 def _lines(output):
@@ -108,6 +115,20 @@ def check(lines, expectations):
     return None
 
 
+def compare_guest_time(lines, arrivals, begin, end):
+    """A problem with the guest's time between the lines matching begin and end, or None."""
+    begin_at = next((i for i, line in enumerate(lines) if re.fullmatch(begin, line)), None)
+    end_at = next((i for i, line in enumerate(lines) if i > (begin_at or 0) and re.fullmatch(end, line)), None)
+    if begin_at is None or end_at is None or end_at >= len(arrivals):
+        return f"no lines matched /{begin}/ and then /{end}/ to time"
+    guest_s = int(re.fullmatch(end, lines[end_at]).group("ns")) / 1e9
+    host_s = arrivals[end_at] - arrivals[begin_at]
+    print(f"--- guest time {guest_s:.3f} s, host time {host_s:.3f} s")
+    if abs(guest_s - host_s) > 0.1 * host_s:
+        return f"the guest counted {guest_s:.3f} s where the host counted {host_s:.3f} s (more than 10% apart)"
+    return None
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image")
@@ -118,6 +139,8 @@ def main(argv):
     parser.add_argument("--expect", action="append", default=[], metavar="REGEX",
                         help="a console line that must appear (in order with the others)")
     parser.add_argument("--status", type=int, help="the status the image must end with")
+    parser.add_argument("--guest-time", nargs=2, metavar=("BEGIN", "END"),
+                        help="hold the ns the END line reports against the host's time since BEGIN")
     parser.add_argument("--type", nargs=2, action="append", default=[], metavar=("REGEX", "TEXT"),
                         help="type TEXT on the console once REGEX is seen (in order with the others)")
     options = parser.parse_args(argv)
@@ -134,8 +157,8 @@ def main(argv):
     if checking:
         print("$ " + " ".join(command))
     typing = [(regex, text.replace("\\r", "\r").replace("\\n", "\n")) for regex, text in options.type]
-    lines, qemu_status, seconds = run(command, options.timeout, echo=True, typing=typing,
-                                      interactive=not checking and not typing)
+    lines, qemu_status, seconds, arrivals = run(command, options.timeout, echo=True, typing=typing,
+                                                interactive=not checking and not typing)
     ending = describe_end(qemu_status, options.timeout)
     if not checking:
         status = image_status(qemu_status)
@@ -148,6 +171,10 @@ def main(argv):
     missing = check(lines, options.expect)
     if missing is not None:
         problems.append(f"no console line matched /{missing}/ (after the lines matched before it)")
+    if options.guest_time:
+        mismatch = compare_guest_time(lines, arrivals, *options.guest_time)
+        if mismatch is not None:
+            problems.append(mismatch)
     if options.status is not None and image_status(qemu_status) != options.status:
         problems.append(f"expected status {options.status}, but {ending}")
     for problem in problems:

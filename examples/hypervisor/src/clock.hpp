@@ -30,7 +30,10 @@ std::uint64_t now_ns();
 // One interrupt at about system time `deadline_ns` (at once if it has passed); the PIT reaches at
 // most ~55 ms ahead, so a later deadline gets an early interrupt and is armed again.
 void arm(std::uint64_t deadline_ns);
-// The interrupt was taken (the timer's or serial input's): acknowledge it at the PIC.
+// The timer's interrupt was taken: acknowledged at the PIC, and the deadline the PIT was armed
+// for waited out if the interrupt came early (the PIT is armed ahead by its recent lateness).
+void timer_interrupt_arrived();
+// Another interrupt (serial input) was taken: acknowledge it at the PIC.
 void acknowledge();
 
 }  // namespace hypervisor::clock

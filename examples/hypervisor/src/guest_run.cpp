@@ -397,7 +397,7 @@ void on_serial_input_interrupt() {
 }
 
 void on_timer_interrupt() {
-    clock::acknowledge();
+    clock::timer_interrupt_arrived();
     take_serial_input();
     const std::uint64_t now = clock::now_ns();
     for (std::size_t i = 0; i < context_count; ++i) {
