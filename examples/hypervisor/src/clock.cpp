@@ -167,8 +167,11 @@ void timer_interrupt_arrived() {
     const std::uint64_t now = now_ns();
     if (now > programmed)
         lead_ns = std::min(max_lead_ns, (3 * lead_ns + (now - programmed)) / 4);
-    while (now_ns() < armed_deadline)
-        cpu::pause();
+    // Only what the lead took off: an interrupt for a deadline beyond the PIT's reach (55 ms)
+    // comes early on purpose, and the caller arms the PIT again.
+    if (armed_deadline > now && armed_deadline - now <= max_lead_ns)
+        while (now_ns() < armed_deadline)
+            cpu::pause();
 }
 
 void acknowledge() { cpu::outb(pic1_command, 0x20); }

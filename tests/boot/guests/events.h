@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <pvkit/guest.h>
 
+#include "pvclock.h"
+
 /* A whole page: shared_info is smaller, and the rest of the page must not hold other variables. */
 static union {
     volatile struct pvk_shared_info info;
@@ -18,15 +20,15 @@ static inline int events_map_shared_info(const struct pvk_start_info *info)
     return pvk_hypercall_update_va_mapping((uint64_t)&events_page, info->shared_info | 0x63, PVK_UVMF_INVLPG) == 0;
 }
 
-/* Waits until `port` is pending (at most until system time `deadline_ns`), then clears it.
- * Whether it was pending. */
+/* Waits until `port` is pending (at most until system time `deadline_ns`; 0: no limit), then
+ * clears it. Whether it was pending. A poll may return early (Xen allows spurious wake-ups). */
 static inline int events_wait(uint32_t port, uint64_t deadline_ns)
 {
     volatile uint64_t *word = &events_shared.evtchn_pending[port / 64];
     const uint64_t bit = 1ull << (port % 64);
-    while ((*word & bit) == 0) {
+    while ((*word & bit) == 0 && (deadline_ns == 0 || pvclock_ns(&events_shared.vcpu_info[0].time) < deadline_ns)) {
         struct pvk_sched_poll poll = {.ports = {.p = &port}, .nr_ports = 1, .timeout = deadline_ns};
-        if (pvk_schedop_poll(&poll) != 0 || ((*word & bit) == 0 && deadline_ns != 0))
+        if (pvk_schedop_poll(&poll) != 0)
             break;
     }
     const int pending = (*word & bit) != 0;
