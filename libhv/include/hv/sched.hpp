@@ -66,6 +66,9 @@ private:
     bool boosted_ = false;
     std::uint64_t slice_left_ns_ = 0;
     std::uint64_t runtime_ns_ = 0;
+    std::uint64_t blocked_at_ns_ = never_blocked;  // when it last blocked, for the sleep credit
+
+    static constexpr std::uint64_t never_blocked = std::numeric_limits<std::uint64_t>::max();
 };
 
 // Who runs now, and the time by which schedule() must be called again (program the timer for it).

@@ -95,6 +95,7 @@ void Scheduler::add(SchedVcpu& vcpu) {
     vcpu.boosted_ = false;
     vcpu.slice_left_ns_ = 0;  // its first slice comes at the normal tail: a new vCPU is not boosted
     vcpu.runtime_ns_ = 0;
+    vcpu.blocked_at_ns_ = SchedVcpu::never_blocked;
     members_.push_back(vcpu);
 }
 
@@ -114,9 +115,15 @@ void Scheduler::remove(SchedVcpu& vcpu) {
 }
 
 void Scheduler::wake(SchedVcpu& vcpu, std::uint64_t now) {
-    advance(now);
+    now = advance(now);
     if (vcpu.owner_ != this || vcpu.state_ != VcpuState::blocked)
         return;
+    if (vcpu.blocked_at_ns_ != SchedVcpu::never_blocked) {
+        // Sleep credit: its share of the time it slept, among those that want the CPU now.
+        const std::uint64_t earned = (now - vcpu.blocked_at_ns_) / (runnable_count() + 1);
+        const std::uint64_t room = slice_ns_ - vcpu.slice_left_ns_;
+        vcpu.slice_left_ns_ += earned < room ? earned : room;
+    }
     if (vcpu.slice_left_ns_ == 0) {
         queue_normal_tail(vcpu);
         return;
@@ -140,6 +147,7 @@ void Scheduler::block(SchedVcpu& vcpu, std::uint64_t now) {
     }
     vcpu.state_ = VcpuState::blocked;
     vcpu.boosted_ = false;
+    vcpu.blocked_at_ns_ = now;
 }
 
 void Scheduler::yield(SchedVcpu& vcpu, std::uint64_t now) {

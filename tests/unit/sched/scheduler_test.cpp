@@ -199,30 +199,56 @@ TEST_CASE("sched: the boost spends only what is left of the slice; a new slice w
     REQUIRE(t.s.schedule(0).next == &t.a);
     t.s.block(t.a, slice - 1 * ms);  // a blocks with 1 ms left
     REQUIRE(t.s.schedule(slice - 1 * ms).next == &t.b);
+    // a slept 1 ms while one other vCPU wanted the CPU: it earns half of that.
     t.s.wake(t.a, slice);
     CHECK(t.a.boosted());
+    CHECK(t.a.slice_left_ns() == 1'500 * us);
     Decision d = t.s.schedule(slice);  // b has run min_run: a preempts it...
     REQUIRE(d.next == &t.a);
-    CHECK(d.slice_end_ns == slice + 1 * ms);  // ...for the 1 ms it had left
+    CHECK(d.slice_end_ns == slice + 1'500 * us);  // ...for what it has left
     d = t.s.schedule(d.slice_end_ns);
     REQUIRE_SCHED_INVARIANTS(t.s);
     CHECK(d.next == &t.b);  // a is at the normal tail with a new slice, behind b
     CHECK_FALSE(t.a.boosted());
-    CHECK(t.a.runtime_ns() == slice);
+    CHECK(t.a.slice_left_ns() == slice);
+    CHECK(t.a.runtime_ns() == slice + 500 * us);
 
-    // A vCPU that blocks with nothing left is woken without boost, at the tail with a new slice.
-    std::uint64_t now = d.slice_end_ns;  // b's slice is over
-    REQUIRE(t.s.schedule(now).next == &t.a);
-    t.s.block(t.a, now + slice);  // exactly as its slice runs out
+    // A vCPU that blocks with nothing left and wakes at once is not boosted: it goes to the tail
+    // with a new slice.
+    const std::uint64_t now = d.slice_end_ns - (slice - min_run);  // when b was picked again
+    REQUIRE(t.s.schedule(d.slice_end_ns).next == &t.a);
+    const std::uint64_t a_out = d.slice_end_ns + slice;
+    t.s.block(t.a, a_out);  // exactly as its slice runs out
     CHECK(t.a.slice_left_ns() == 0);
-    REQUIRE(t.s.schedule(now + slice).next == &t.b);
-    t.s.wake(t.a, now + slice + min_run);
+    REQUIRE(t.s.schedule(a_out).next == &t.b);
+    t.s.wake(t.a, a_out);
     REQUIRE_SCHED_INVARIANTS(t.s);
     CHECK_FALSE(t.a.boosted());
     CHECK(t.a.slice_left_ns() == slice);
-    d = t.s.schedule(now + slice + min_run);
+    d = t.s.schedule(a_out + min_run);
     CHECK(d.next == &t.b);
-    CHECK(d.slice_end_ns == now + 2 * slice);  // no preemption point: nothing boosted waits
+    CHECK(d.slice_end_ns == a_out + slice);  // no preemption point: nothing boosted waits
+    (void)now;
+}
+
+TEST_CASE("sched: a vCPU earns back its share of the time it slept, up to one slice", "[sched]") {
+    ThreeVcpus t;
+    t.s.wake(t.a, 0);
+    t.s.wake(t.b, 0);
+    t.s.wake(t.c, 0);
+    REQUIRE(t.s.schedule(0).next == &t.a);
+    t.s.block(t.a, 4 * ms);  // 6 ms left
+    REQUIRE(t.s.schedule(4 * ms).next == &t.b);
+    t.s.wake(t.a, 7 * ms);  // slept 3 ms; b and c want the CPU: a earns a third, 1 ms
+    CHECK(t.a.slice_left_ns() == 7 * ms);
+    t.s.block(t.a, 7 * ms);
+    t.s.wake(t.a, 1'007 * ms);  // a long sleep: no more than a whole slice
+    CHECK(t.a.slice_left_ns() == slice);
+    CHECK(t.a.boosted());
+    t.s.block(t.a, 1'007 * ms);
+    t.s.wake(t.a, 1'007 * ms);  // no sleep, nothing earned, nothing lost
+    CHECK(t.a.slice_left_ns() == slice);
+    REQUIRE_SCHED_INVARIANTS(t.s);
 }
 
 TEST_CASE("sched: a yield lets every other runnable vCPU run before the yielder", "[sched]") {
