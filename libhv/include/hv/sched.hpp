@@ -102,8 +102,9 @@ public:
     // time the scheduler was given (block() it first to charge it up to now). No-op for a vCPU
     // not in this scheduler.
     void remove(SchedVcpu& vcpu);
-    // blocked -> runnable, queued boosted if it has some of its slice left, else at the tail of
-    // the normal queue with a new slice. No-op when runnable or running, or not in this scheduler.
+    // blocked -> runnable. It earns its share of the time it slept (the sleep divided by the
+    // vCPUs that want the CPU, itself included) up to a whole slice; then it is queued boosted if
+    // it has some slice left, else (also when new) at the tail of the normal queue with a new one. No-op when runnable or running, or not in this scheduler.
     // Call schedule() before returning to a guest: a waiting boosted vCPU may preempt the current.
     void wake(SchedVcpu& vcpu, std::uint64_t now);
     // runnable/running -> blocked (SCHEDOP_block, poll, pause, shutdown). The current vCPU is

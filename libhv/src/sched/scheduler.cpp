@@ -7,14 +7,24 @@
 // (so that an event-channel round trip costs microseconds, not slices, while context switches stay
 // at most one per min_run). The boost spends the vCPU's budget, nothing more: it ends when the
 // budget is used up, and a new budget is given only at the tail of the normal queue (also to a
-// vCPU woken with none left, and to a new vCPU, which is added with none). Hence a vCPU that stays
-// runnable, from the moment it joins the normal tail until its budget is used up, lets each other
-// vCPU use at most what was left of its budget then plus one new budget: CPU-bound vCPUs share the
-// CPU equally to within a slice, and a vCPU that blocks and wakes often gains latency but never more
-// than one slice per round. A preempted vCPU waits at the head of the normal queue with the rest of
-// its budget, so preemption costs it time but not its place or its share. A yield gives up the
-// boost and goes to the tail of the normal queue (keeping what is left of the budget), behind every
-// vCPU runnable at that time.
+// vCPU woken with none left, and to a new vCPU, which is added with none).
+//
+// Sleep credit. Waking, a vCPU earns back its share of the time it slept: the sleep divided by the
+// number of vCPUs that want the CPU, itself included, up to a full budget. Without it a vCPU that
+// needs a little CPU often (10% in 50 us bursts) would drain its budget, lose the boost and wait a
+// round behind the CPU-bound ones every 10 ms of its CPU; with it, it keeps the boost as long as
+// it uses less than its share. A vCPU that uses more (blocks for 0.1 ms after each 9.9 ms) earns
+// next to nothing and waits its turn like a CPU-bound one.
+//
+// Fairness. A vCPU that stays runnable, from the moment it joins the normal tail until its budget
+// is used up, lets every other vCPU use at most one budget plus what it earned sleeping meanwhile,
+// which is its share of that time: CPU-bound vCPUs share the CPU equally to within a slice, and
+// one that blocks often gains latency but no more than its share. A preempted vCPU waits at the
+// head of the normal queue with the rest of its budget, so preemption costs it neither its place
+// nor its share. A yield gives up the boost and goes to the tail of the normal queue (keeping what
+// is left of the budget), behind every vCPU runnable at that time. The shares are per vCPU (as
+// Xen credit's are per active vCPU): two vCPUs ping-ponging events, one of them always runnable,
+// are owed two thirds beside one CPU-bound vCPU, not a half.
 //
 // Invariants (check_invariants() in invariants.cpp checks every one):
 // 1. A vCPU is in this scheduler (owner_ == this) iff it is in members_; its state is then
