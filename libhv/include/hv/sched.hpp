@@ -36,8 +36,9 @@ enum class VcpuState : std::uint8_t {
 using RunLink = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::normal_link>>;
 
 // One vCPU as the scheduler sees it. The platform sets `domain` and `vcpu` and reads the rest
-// through the accessors; everything else belongs to the Scheduler it is added to. Not copyable: a
-// copy would be a second vCPU sharing the first one's queue position.
+// through the accessors; everything else belongs to the Scheduler it is added to. remove() it
+// before its storage goes or is reused. Not copyable: a copy would be a second vCPU sharing the
+// first one's queue position.
 struct SchedVcpu {
     SchedVcpu() = default;
     SchedVcpu(DomId domain_id, std::uint32_t vcpu_id) : domain{domain_id}, vcpu{vcpu_id} {}
@@ -52,7 +53,8 @@ struct SchedVcpu {
     std::uint64_t runtime_ns() const { return runtime_ns_; }
     // Whether it was woken from blocking and has not yet used up the slice it was woken with.
     bool boosted() const { return boosted_; }
-    // What is left of its current slice; a new slice begins only at the tail of the normal queue.
+    // What is left of its slice. It grows only at the tail of the normal queue (a new slice) and
+    // by the sleep credit of a wake (wake()).
     std::uint64_t slice_left_ns() const { return slice_left_ns_; }
 
 private:
