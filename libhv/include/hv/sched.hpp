@@ -106,8 +106,9 @@ public:
     void remove(SchedVcpu& vcpu);
     // blocked -> runnable. It earns its share of the time it slept (the sleep divided by the
     // vCPUs that want the CPU, itself included) up to a whole slice; then it is queued boosted if
-    // it has some slice left, else (also when new) at the tail of the normal queue with a new one. No-op when runnable or running, or not in this scheduler.
-    // Call schedule() before returning to a guest: a waiting boosted vCPU may preempt the current.
+    // it has some slice left, else (also when new) at the tail of the normal queue with a new
+    // one. No-op when runnable or running, or not in this scheduler. Call schedule() before
+    // returning to a guest: a waiting boosted vCPU may preempt the current.
     void wake(SchedVcpu& vcpu, std::uint64_t now);
     // runnable/running -> blocked (SCHEDOP_block, poll, pause, shutdown). The current vCPU is
     // charged up to `now` and there is no current until schedule(). It keeps what is left of its
