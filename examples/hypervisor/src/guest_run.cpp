@@ -7,6 +7,7 @@
 #include <hv/pv_timers.hpp>
 #include <hv/pv_vcpu_op.hpp>
 #include <hv/pv_traps.hpp>
+#include <hv/sched.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -141,15 +142,15 @@ public:
 // One vCPU of a domain: what the trap layer keeps of it, and its registers, FPU state and data
 // selectors while another vCPU has the CPU.
 struct VcpuContext {
-    VcpuContext(hv::domain::Domains& domains, hv::domain::Domain& owner) : calls{domains}, domain{&owner} {}
+    VcpuContext(hv::domain::Domains& domains, hv::domain::Domain& owner)
+        : calls{domains}, domain{&owner}, sched{owner.id(), 0} {}
 
     HypervisorCalls calls;
     hv::domain::Domain* domain;
     GuestFrame frame{};
     alignas(16) std::array<std::byte, 512> fpu{};  // FXSAVE format
     hv::pv::DataSelectors selectors{};
-    std::uint64_t slice_start = 0;  // when it last got the CPU
-    bool woken = false;             // an event woke it since it last ran: it goes first
+    hv::sched::SchedVcpu sched;
     bool reaped = false;            // its domain stopped and was destroyed
     bool powered_off = false;       // how it stopped, kept past its destruction
 };
@@ -161,11 +162,13 @@ bool every_domain_built = true;
 std::uint64_t idle_root = 0;  // the hypervisor's own page tables, for the CPU between vCPUs
 std::uint64_t heap_before_domains = 0;  // free frames before any domain was built
 
-// A vCPU keeps the CPU this long while another is runnable, and at least the minimum when a
-// woken one waits (which then goes first: a vCPU waiting for an event, a timer or a reply runs
-// soon after it comes, as Xen's credit scheduler boosts it).
-constexpr std::uint64_t time_slice_ns = 10'000'000;
-constexpr std::uint64_t minimum_run_ns = 1'000'000;
+// Which vCPU runs: libhv's scheduler (round robin by 10 ms slice, a vCPU woken by an event
+// boosted). Built in place at the first vCPU and never destroyed (its destructor is out of line
+// in the library, which a static object would register for exit through the GOT).
+alignas(hv::sched::Scheduler) std::byte scheduler_storage[sizeof(hv::sched::Scheduler)];
+hv::sched::Scheduler& scheduler() { return *std::launder(reinterpret_cast<hv::sched::Scheduler*>(scheduler_storage)); }
+// When the running vCPU's turn ends, as the scheduler last said.
+std::uint64_t turn_end = hv::sched::no_deadline;
 
 // The vCPU on the CPU, its domain and its handlers.
 struct Running {
@@ -342,21 +345,31 @@ void set_runstate(std::int32_t state) {
 
 bool live(const VcpuContext& context) { return context.domain->state == hv::domain::DomainState::running; }
 
-bool another_runnable(bool woken_only = false) {
-    for (std::size_t i = 0; i < context_count; ++i)
-        if (contexts[i] != running.context && contexts[i]->domain->runnable(0) && (contexts[i]->woken || !woken_only))
-            return true;
-    return false;
+// The scheduler learns whether the vCPU can run now (both calls are no-ops when nothing changed).
+void update_scheduler(VcpuContext& context) {
+    const std::uint64_t now = clock::now_ns();
+    if (live(context) && context.domain->runnable(0))
+        scheduler().wake(context.sched, now);
+    else
+        scheduler().block(context.sched, now);
 }
 
-// When the running vCPU's turn ends, if nothing changes meanwhile.
-std::uint64_t turn_end() {
-    const std::uint64_t start = running.context->slice_start;
-    return another_runnable(true) ? start + minimum_run_ns : start + time_slice_ns;
+VcpuContext& context_of(const hv::sched::SchedVcpu& sched) {
+    std::size_t at = 0;
+    while (&contexts[at]->sched != &sched)
+        ++at;
+    return *contexts[at];
+}
+
+// The scheduler decides who runs now; the end of its turn goes to the PIT with the timers.
+hv::sched::SchedVcpu* schedule() {
+    const hv::sched::Decision decision = scheduler().schedule(clock::now_ns());
+    turn_end = decision.slice_end_ns;
+    return decision.next;
 }
 
 // The PIT is armed for the earliest of every live vCPU's timers and poll timeouts, and for the end
-// of the running vCPU's time slice when another one waits for the CPU.
+// of the running vCPU's turn.
 void arm_timer() {
     std::optional<std::uint64_t> deadline;
     const auto consider = [&](std::optional<std::uint64_t> candidate) {
@@ -369,8 +382,8 @@ void arm_timer() {
         consider(contexts[i]->calls.timers.next_deadline());
         consider(contexts[i]->calls.poll_deadline);
     }
-    if (running.context != nullptr && another_runnable())
-        consider(turn_end());
+    if (turn_end != hv::sched::no_deadline)
+        consider(turn_end);
     if (deadline)
         clock::arm(*deadline);
 }
@@ -583,29 +596,8 @@ void load_running(VcpuContext& next, GuestFrame& entry) {
     task_switched_in_cpu = false;
     cpu::load_fpu(next.fpu.data());
     entry = next.frame;
-    next.slice_start = clock::now_ns();
-    next.woken = false;
     set_runstate(pvkit::abi::RUNSTATE_running);
     arm_timer();
-}
-
-// Round robin: the first runnable vCPU after the running one, a woken one before the others.
-VcpuContext* pick_next() {
-    std::size_t at = context_count - 1;
-    for (std::size_t i = 0; i < context_count; ++i)
-        if (contexts[i] == running.context)
-            at = i;
-    VcpuContext* first = nullptr;
-    for (std::size_t step = 1; step <= context_count; ++step) {
-        VcpuContext* candidate = contexts[(at + step) % context_count];
-        if (!candidate->domain->runnable(0))
-            continue;
-        if (candidate->woken)
-            return candidate;
-        if (first == nullptr)
-            first = candidate;
-    }
-    return first;
 }
 
 // Domains that stopped give back their memory, ports, grants and store connection, a bounded
@@ -620,6 +612,7 @@ void reap() {
             continue;
         if (domain.state == hv::domain::DomainState::shutdown)
             context.powered_off = domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+        scheduler().remove(context.sched);
         context.reaped = running.domains->destroy(domain, budget);
     }
 }
@@ -637,9 +630,11 @@ bool any_live() {
     GuestFrame& entry = entry_frame();
     for (;;) {
         cpu::write_cr3(idle_root);
+        if (running.context != nullptr)
+            update_scheduler(*running.context);
         reap();
-        if (VcpuContext* next = pick_next()) {
-            load_running(*next, entry);
+        if (hv::sched::SchedVcpu* next = schedule()) {
+            load_running(context_of(*next), entry);
             deliver_pending_event(entry);
             hv_enter_guest(&entry);
         }
@@ -655,11 +650,11 @@ bool any_live() {
 }
 
 // The way back to the guest after any entry: the running vCPU goes on unless it can no longer
-// run (blocked, shut down, paused) or its time slice is over while another vCPU waits.
+// run (blocked, shut down, paused) or the scheduler gives the CPU to another.
 void return_to_guest(GuestFrame& frame) {
     VcpuContext& context = *running.context;
-    const bool keeps = context.domain->runnable(0) && (clock::now_ns() < turn_end() || !another_runnable());
-    if (!keeps) {
+    update_scheduler(context);
+    if (schedule() != &context.sched) {
         save_running(frame);
         run_next();
     }
@@ -680,14 +675,22 @@ void set_poll_deadline(std::uint64_t deadline_ns) {
 
 void vcpu_woken(const hv::domain::Domain& domain) {
     for (std::size_t i = 0; i < context_count; ++i)
-        if (contexts[i]->domain == &domain && contexts[i] != running.context)
-            contexts[i]->woken = true;
+        if (contexts[i]->domain == &domain)
+            update_scheduler(*contexts[i]);
+}
+
+void vcpu_yielded(const hv::domain::Domain& domain) {
+    for (std::size_t i = 0; i < context_count; ++i)
+        if (contexts[i]->domain == &domain)
+            scheduler().yield(contexts[i]->sched, clock::now_ns());
 }
 
 std::size_t guest_vcpu_size() { return (sizeof(VcpuContext) + 63) / 64 * 64; }
 
 void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
                     const hv::builder::InitialRegisters& registers, std::byte* storage) {
+    if (context_count == 0)
+        new (scheduler_storage) hv::sched::Scheduler{};
     auto* context = new (storage) VcpuContext{domains, domain};
     context->frame.rip = registers.rip;
     context->frame.rsp = registers.rsp;
@@ -702,7 +705,8 @@ void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
     std::memcpy(context->fpu.data() + 24, &initial_mxcsr, sizeof initial_mxcsr);
     context->calls.timers.next_period = clock::now_ns() + context->calls.timers.period;
     contexts[context_count++] = context;
-    (void)domains.unpause(domain);
+    scheduler().add(context->sched);
+    (void)domains.unpause(domain);  // the platform's kick puts it in the run queue
 }
 
 void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // Running built domains on this CPU: into ring 3 at their entry points, hypercalls through syscall,
-// faults bounced or emulated, vCPU 0 of each domain taking turns on the CPU.
+// faults bounced or emulated, vCPU 0 of each domain taking turns on the CPU as libhv's scheduler
+// says.
 #pragma once
 
 #include <cstddef>
@@ -30,8 +31,10 @@ void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
 void load_guest_page_tables();
 
 // An event woke vCPU 0 of `domain`, or is pending for it (DomainPlatform::kick_vcpu): it runs
-// soon.
+// soon, boosted if it was blocked.
 void vcpu_woken(const hv::domain::Domain& domain);
+// SCHEDOP_yield of vCPU 0 of `domain` (DomainPlatform::yield): the others run first.
+void vcpu_yielded(const hv::domain::Domain& domain);
 
 // A SCHEDOP_poll timeout of the running vCPU (DomainPlatform::set_poll_timeout).
 void set_poll_deadline(std::uint64_t deadline_ns);

@@ -27,7 +27,7 @@ void DirectMap::descriptor_changed(const hv::mm::DomainMemory&, hv::Mfn frame, u
 
 void Host::kick_vcpu(hv::domain::Domain& domain, std::uint32_t) { vcpu_woken(domain); }
 
-void Host::yield(hv::domain::Domain&, std::uint32_t) {}
+void Host::yield(hv::domain::Domain& domain, std::uint32_t) { vcpu_yielded(domain); }
 
 void Host::set_poll_timeout(hv::domain::Domain&, std::uint32_t, std::uint64_t deadline_ns) {
     set_poll_deadline(deadline_ns);
