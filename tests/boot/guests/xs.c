@@ -74,6 +74,17 @@ static int get_message(struct pvk_xsd_sockmsg *header, char *payload, uint32_t c
     return 0;
 }
 
+void xs_send_raw(const void *bytes, uint32_t length)
+{
+    put(bytes, length);
+    notify();
+}
+
+volatile struct pvk_xenstore_domain_interface *xs_ring(void)
+{
+    return ring;
+}
+
 int xs_request(uint32_t type, uint32_t transaction, const char *payload, uint32_t length, char *reply,
                uint32_t capacity)
 {

@@ -29,6 +29,11 @@ extern char xs_error[32];
 extern char xs_last_event[256]; /* path NUL token of the last watch event */
 extern uint64_t xs_watch_events;
 
+/* For hostile guests: bytes put on the request ring as they are, then a notification; and the
+ * ring itself. */
+void xs_send_raw(const void *bytes, uint32_t length);
+volatile struct pvk_xenstore_domain_interface *xs_ring(void);
+
 /* Decimal text of `value` into `text` (room for 21 bytes); parsing back, 0 for no digits. */
 void xs_decimal(uint64_t value, char *text);
 uint64_t xs_parse_decimal(const char *text);
