@@ -639,8 +639,14 @@ bool any_live() {
             hv_enter_guest(&entry);
         }
         if (!any_live()) {
-            while (!std::all_of(contexts.begin(), contexts.begin() + context_count,
-                                [](const VcpuContext* context) { return context->reaped; }))
+            // With every domain stopped, each teardown finishes (no live mapper holds a grant),
+            // in a bounded number of passes; finish() reports frames a broken one kept.
+            constexpr unsigned max_passes = 1 << 16;
+            const auto all_reaped = [] {
+                return std::all_of(contexts.begin(), contexts.begin() + context_count,
+                                   [](const VcpuContext* context) { return context->reaped; });
+            };
+            for (unsigned pass = 0; pass < max_passes && !all_reaped(); ++pass)
                 reap();
             finish();
         }
