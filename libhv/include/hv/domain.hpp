@@ -176,8 +176,8 @@ public:
 
     // The xenstore ring: `ring`, a frame of the domain's own, is served by a connection to the
     // store over a new hypervisor channel bound to vCPU 0, whose port is returned
-    // (start_info.store_evtchn); the domain is introduced to the store, with its name under
-    // /local/domain/<id>/name. einval without a store, for a frame the domain does not own or a
+    // (start_info.store_evtchn); the domain is introduced to the store, with its name and id under
+    // /local/domain/<id>/name and domid. einval without a store, for a frame the domain does not own or a
     // second ring; the store's errors; the errors of binding a port. On failure nothing stays.
     Result<Port> attach_store_ring(Domain& domain, Mfn ring);
     bool has_store() const { return store_ != nullptr; }

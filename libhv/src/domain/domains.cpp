@@ -240,12 +240,18 @@ Result<Port> Domains::attach_store_ring(Domain& domain, Mfn ring) {
     };
     if (const auto introduced = store_->introduce(domain.id()); !introduced)
         return undo(introduced.error());
-    // The toolstack's first keys: the home path holds the domain's name, as xl writes it.
-    std::array<char, 64> name_path{};
-    const std::string_view name = home_key(name_path, domain.id(), "name");
-    if (const auto named = store_->write(name, domain.name()); !named) {
+    // The toolstack's first keys: the home path holds the domain's name and id, as xl writes them.
+    std::array<char, 64> name_path{}, id_path{};
+    std::array<char, 8> id_text{};
+    const std::string_view id_value{id_text.data(),
+                                    static_cast<std::size_t>(
+                                        std::to_chars(id_text.data(), id_text.data() + id_text.size(), domain.id().value).ptr -
+                                        id_text.data())};
+    const auto named = store_->write(home_key(name_path, domain.id(), "name"), domain.name());
+    const auto numbered = named ? store_->write(home_key(id_path, domain.id(), "domid"), id_value) : named;
+    if (!numbered) {
         (void)store_->release(domain.id());
-        return undo(named.error());
+        return undo(numbered.error());
     }
     domain.store_ring = ring;
     domain.store_port = *port;

@@ -267,6 +267,10 @@ TEST_CASE_METHOD(DomainFixture, "the xenstore ring is served when the guest sign
     CHECK(reply.type == abi::XS_READ);
     CHECK(reply.req_id == 7);
     CHECK(std::string_view{page.rsp + sizeof reply, reply.len} == "guest");  // the toolstack wrote its name
+    std::array<char, 8> domid{};
+    const auto length = store.read("/local/domain/1/domid", domid);
+    REQUIRE(length);
+    CHECK(std::string_view{domid.data(), *length} == "1");
     CHECK(domains.event_channels().is_pending(*guest->domain.events, *port));
     require_invariants({guest.get(), other.get()});
 
