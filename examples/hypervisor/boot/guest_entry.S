@@ -8,6 +8,7 @@
 #define GUEST_CS64 0xe033
 #define GUEST_SS 0xe02b
 #define SYSCALL_VECTOR 0x100
+#define GUEST_FRAME_SIZE (22 * 8)  /* sizeof(GuestFrame) */
 
 .macro push_general_registers
         pushq %rax
@@ -79,6 +80,19 @@ hv_enter_guest:
         movq %rdi, %rsp
         jmp resume
         .size hv_enter_guest, . - hv_enter_guest
+
+/* hv_run_on_entry_stack(fn): calls fn, which never returns, on the entry stack just below the
+ * GuestFrame at its top, whatever stack the caller runs on (an IST stack after a #DB, or the
+ * entry stack deep in a call chain): scheduling anew never nests. */
+        .globl hv_run_on_entry_stack
+        .type hv_run_on_entry_stack, @function
+hv_run_on_entry_stack:
+        movq hv_entry_stack_top(%rip), %rsp
+        subq $GUEST_FRAME_SIZE, %rsp
+        andq $-16, %rsp
+        callq *%rdi
+        ud2
+        .size hv_run_on_entry_stack, . - hv_run_on_entry_stack
 
 /* Vector v's stub is at hv_trap_stubs + 16 * v. The CPU pushes an error code for 8, 10-14, 17,
  * 21, 29 and 30; the others push 0 in its place. */

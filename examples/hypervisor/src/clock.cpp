@@ -151,22 +151,26 @@ namespace {
 std::uint64_t armed_deadline = 0;  // what the PIT was last armed for
 std::uint64_t programmed = 0;      // when it was told to interrupt
 std::uint64_t lead_ns = 0;
-constexpr std::uint64_t max_lead_ns = 1'000'000;
+// The most the lead grows to, and so the longest the interrupt waits: lateness beyond it is not
+// the PIT's (interrupts were off, in a hypercall) and is not learnt.
+constexpr std::uint64_t max_lead_ns = 500'000;
+constexpr std::uint64_t pit_reach_ns = 0xFFFF * 1'000'000'000ull / pit_hz;
 }  // namespace
 
 void arm(std::uint64_t deadline_ns) {
     const std::uint64_t now = now_ns();
     armed_deadline = deadline_ns;
     programmed = deadline_ns > now + lead_ns ? deadline_ns - lead_ns : now;
-    const std::uint64_t ticks = (programmed - now) * pit_hz / 1'000'000'000ull;
-    start_channel0(static_cast<std::uint16_t>(ticks < 1 ? 1 : ticks > 0xFFFF ? 0xFFFF : ticks));
+    const std::uint64_t wait = std::min(programmed - now, pit_reach_ns);
+    const std::uint64_t ticks = wait * pit_hz / 1'000'000'000ull;
+    start_channel0(static_cast<std::uint16_t>(ticks < 1 ? 1 : ticks));
 }
 
 void timer_interrupt_arrived() {
     acknowledge();
     const std::uint64_t now = now_ns();
-    if (now > programmed)
-        lead_ns = std::min(max_lead_ns, (3 * lead_ns + (now - programmed)) / 4);
+    if (now > programmed && now - programmed <= max_lead_ns)
+        lead_ns = (3 * lead_ns + (now - programmed)) / 4;
     // Only what the lead took off: an interrupt for a deadline beyond the PIT's reach (55 ms)
     // comes early on purpose, and the caller arms the PIT again.
     if (armed_deadline > now && armed_deadline - now <= max_lead_ns)

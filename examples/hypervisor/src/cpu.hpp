@@ -79,7 +79,12 @@ inline void set_task_switched(bool set) {
 
 // The FPU, x87 and SSE state of a vCPU in the 512-byte FXSAVE format (TS must be clear).
 inline void save_fpu(std::byte* area) { asm volatile("fxsave64 (%0)" : : "r"(area) : "memory"); }
-inline void load_fpu(const std::byte* area) { asm volatile("fxrstor64 (%0)" : : "r"(area) : "memory"); }
+// AMD CPUs restore the x87 last instruction and operand pointers only while an exception is
+// pending (Xen's XSA-52): a harmless load first replaces the previous owner's pointers.
+inline void load_fpu(const std::byte* area) {
+    static const std::uint32_t zero = 0;
+    asm volatile("fnclex; ffree %%st(7); fildl %1; fxrstor64 (%0)" : : "r"(area), "m"(zero) : "memory");
+}
 
 // The debug registers: addresses DR0-DR3, status DR6, control DR7.
 inline void write_debug_addresses(const std::array<std::uint64_t, 4>& address) {

@@ -15,7 +15,7 @@ struct GuestFrame {
     std::uint64_t error_code;  // 0 where the CPU pushes none
     std::uint64_t rip, cs, rflags, rsp, ss;
 };
-static_assert(sizeof(GuestFrame) == 22 * 8);
+static_assert(sizeof(GuestFrame) == 22 * 8);  // GUEST_FRAME_SIZE in guest_entry.S
 static_assert(offsetof(GuestFrame, vector) == 15 * 8);
 
 // Not a CPU vector: the frame of a syscall.
@@ -40,5 +40,8 @@ extern char hv_trap_stubs[];
 void hv_syscall_entry();
 // The top of the stack that guest entries run on (the TSS's rsp0 and the syscall entry's).
 extern std::uint64_t hv_entry_stack_top;
+// Calls `function` on the entry stack just below the GuestFrame at its top, leaving the caller's
+// stack for good.
+[[noreturn]] void hv_run_on_entry_stack(void (*function)());
 }
 #pragma GCC visibility pop

@@ -92,10 +92,18 @@ public:
 constexpr std::uint32_t msr_efer = 0xC000'0080, msr_fs_base = 0xC000'0100, msr_gs_base = 0xC000'0101,
                         msr_kernel_gs_base = 0xC000'0102;
 
-// One domain on one CPU: nobody else ever waits.
+// One page-table write, emulated: nothing to preempt.
 class NeverPreempt final : public hv::Preemption {
 public:
     bool pending() override { return false; }
+};
+
+// Interrupts are off while a hypercall runs: a long one (a batch, a big console write) gives the
+// CPU back through its continuation once a timer is due or the running vCPU's turn is over
+// while another waits (defined with the scheduling below).
+class TurnPreemption final : public hv::Preemption {
+public:
+    bool pending() override;
 };
 
 // libhv's hypercalls and the trap layer's, for the running vCPU, whose saved registers are the
@@ -368,9 +376,8 @@ hv::sched::SchedVcpu* schedule() {
     return decision.next;
 }
 
-// The PIT is armed for the earliest of every live vCPU's timers and poll timeouts, and for the end
-// of the running vCPU's turn.
-void arm_timer() {
+// The earliest of every live vCPU's timers and poll timeouts.
+std::optional<std::uint64_t> next_timer() {
     std::optional<std::uint64_t> deadline;
     const auto consider = [&](std::optional<std::uint64_t> candidate) {
         if (candidate && (!deadline || *candidate < *deadline))
@@ -382,10 +389,22 @@ void arm_timer() {
         consider(contexts[i]->calls.timers.next_deadline());
         consider(contexts[i]->calls.poll_deadline);
     }
-    if (turn_end != hv::sched::no_deadline)
-        consider(turn_end);
+    return deadline;
+}
+
+// The PIT is armed for the next timer, and for the end of the running vCPU's turn.
+void arm_timer() {
+    std::optional<std::uint64_t> deadline = next_timer();
+    if (turn_end != hv::sched::no_deadline && (!deadline || turn_end < *deadline))
+        deadline = turn_end;
     if (deadline)
         clock::arm(*deadline);
+}
+
+bool TurnPreemption::pending() {
+    const std::uint64_t now = clock::now_ns();
+    const std::optional<std::uint64_t> timer = next_timer();
+    return (timer && *timer <= now) || (now >= turn_end && scheduler().runnable_count() > 1);
 }
 
 // Serial input goes to the running domain's console ring (as `xl console` would attach to it).
@@ -617,6 +636,13 @@ void reap() {
     }
 }
 
+bool teardown_unfinished() {
+    for (std::size_t i = 0; i < context_count; ++i)
+        if (!contexts[i]->reaped && !live(*contexts[i]))
+            return true;
+    return false;
+}
+
 bool any_live() {
     for (std::size_t i = 0; i < context_count; ++i)
         if (live(*contexts[i]))
@@ -625,8 +651,10 @@ bool any_live() {
 }
 
 // Enters the next runnable vCPU; while none is, the CPU idles until an interrupt (a timer, an
-// event) makes one runnable; when no domain is left running, the run ends.
-[[noreturn]] void run_next() {
+// event) makes one runnable; when no domain is left running, the run ends. It runs on a fresh
+// entry stack (run_next), so that a vCPU that crashes as it is entered starts this again without
+// nesting, and never on an IST stack.
+[[noreturn]] void schedule_on_entry_stack() {
     GuestFrame& entry = entry_frame();
     for (;;) {
         cpu::write_cr3(idle_root);
@@ -650,15 +678,21 @@ bool any_live() {
                 reap();
             finish();
         }
+        if (teardown_unfinished())
+            continue;  // more of it before the CPU idles
         arm_timer();
         asm volatile("sti; hlt; cli" ::: "memory");
     }
 }
 
+[[noreturn]] void run_next() { hv_run_on_entry_stack(&schedule_on_entry_stack); }
+
 // The way back to the guest after any entry: the running vCPU goes on unless it can no longer
 // run (blocked, shut down, paused) or the scheduler gives the CPU to another.
 void return_to_guest(GuestFrame& frame) {
     VcpuContext& context = *running.context;
+    if (teardown_unfinished() && live(context))
+        reap();  // a stopped domain's teardown goes on while this one runs (its CR3 stays)
     update_scheduler(context);
     if (schedule() != &context.sched) {
         save_running(frame);
@@ -670,8 +704,14 @@ void return_to_guest(GuestFrame& frame) {
 }  // namespace
 
 void load_guest_page_tables() {
-    const bool kernel = running.handlers == nullptr || running.handlers->pv.kernel_mode;
-    cpu::write_cr3(mode_root(kernel).value_or(cpu::read_cr3() & frame_mask));
+    if (running.context == nullptr || !live(*running.context)) {
+        // Before any guest runs, the boot page tables; a stopped domain's tables are on their way
+        // back to the heap (a flush its teardown asks for lands here): the hypervisor's own are
+        // in use meanwhile.
+        cpu::write_cr3(idle_root != 0 ? idle_root : cpu::read_cr3() & frame_mask);
+        return;
+    }
+    cpu::write_cr3(mode_root(running.handlers->pv.kernel_mode).value_or(cpu::read_cr3() & frame_mask));
 }
 
 void set_poll_deadline(std::uint64_t deadline_ns) {
@@ -733,7 +773,7 @@ using hypervisor::GuestFrame;
 // A hypercall: the number in rax, arguments in rdi, rsi, rdx, r10, r8, the result back in rax.
 extern "C" void hv_syscall(GuestFrame* frame) {
     using namespace hypervisor;
-    static NeverPreempt preemption;
+    static TurnPreemption preemption;
     save_segment_bases();
     if (!running.handlers->pv.kernel_mode) {
         // Not a hypercall: the guest kernel's system call, for its syscall callback.

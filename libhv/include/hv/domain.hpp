@@ -216,6 +216,10 @@ private:
     bool hold_writable(Domain& domain, Mfn frame);
     void release_writable(Mfn frame);
     Domain& of(const evtchn::EvtchnDomain& events);
+    // A domain's store connection served, and signalled if its ring moved; every connection with
+    // output waiting (watch events another's request or the toolstack fired) served so.
+    void serve_store_connection(Domain& domain);
+    void serve_waiting_store_connections();
     Result<void> register_domain(Domain& domain);
 
     mm::PageTables& tables_;

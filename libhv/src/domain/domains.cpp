@@ -162,6 +162,7 @@ bool Domains::destroy(Domain& domain, unsigned budget) {
             domain.store_connection.reset();
             release_writable(*domain.store_ring);
             domain.store_ring.reset();
+            serve_waiting_store_connections();  // @releaseDomain and the watches its end fired
         }
         for (Vcpu& vcpu : domain.vcpus) {
             if (vcpu.vcpu_info_frame)
@@ -260,16 +261,21 @@ Result<Port> Domains::attach_store_ring(Domain& domain, Mfn ring) {
     return *port;
 }
 
-void Domains::service_store(Domain& domain) {
-    const auto serve = [&](Domain& served) {
-        if (served.store_connection->service().notify)
-            (void)channels_.signal_hypervisor_channel(*served.events, served.store_port);
-    };
-    if (domain.store_connection)
-        serve(domain);
+void Domains::serve_store_connection(Domain& domain) {
+    if (domain.store_connection->service().notify)
+        (void)channels_.signal_hypervisor_channel(*domain.events, domain.store_port);
+}
+
+void Domains::serve_waiting_store_connections() {
     for (Domain& other : registry_)
         if (other.store_connection && other.store_connection->pending_output())
-            serve(other);
+            serve_store_connection(other);
+}
+
+void Domains::service_store(Domain& domain) {
+    if (domain.store_connection)
+        serve_store_connection(domain);
+    serve_waiting_store_connections();
 }
 
 Result<void> Domains::register_vcpu_info(Domain& domain, std::uint32_t vcpu, Mfn frame, std::uint32_t offset) {
