@@ -159,8 +159,12 @@ struct VcpuContext {
     alignas(16) std::array<std::byte, 512> fpu{};  // FXSAVE format
     hv::pv::DataSelectors selectors{};
     hv::sched::SchedVcpu sched;
-    bool reaped = false;            // its domain stopped and was destroyed
+    bool reaped = false;            // its domain stopped and was destroyed (or preserved)
     bool powered_off = false;       // how it stopped, kept past its destruction
+    bool preserved = false;         // kept as it stopped (on_crash = "preserve" ...)
+    std::size_t entry = 0;          // its bundle entry, to build it again
+    StopActions actions{};
+    hv::builder::DomainAction action = hv::builder::DomainAction::destroy;  // the one its stop chose
 };
 
 // Every vCPU that runs, in the order domains were built.
@@ -169,6 +173,8 @@ std::size_t context_count = 0;
 bool every_domain_built = true;
 std::uint64_t idle_root = 0;  // the hypervisor's own page tables, for the CPU between vCPUs
 std::uint64_t heap_before_domains = 0;  // free frames before any domain was built
+RebuildDomain rebuild_domain = nullptr;
+std::uint16_t next_domain_id = 0;       // for restarted domains: after every id in use
 
 // Which vCPU runs: libhv's scheduler (round robin by 10 ms slice, a vCPU woken by an event
 // boosted). Built in place at the first vCPU and never destroyed (its destructor is out of line
@@ -502,7 +508,11 @@ long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hyperc
     }
     console.write("\n");
     const std::uint64_t free_now = running.domains->frames().free_frames();
-    if (free_now == heap_before_domains) {
+    const bool any_preserved = std::any_of(contexts.begin(), contexts.begin() + context_count,
+                                           [](const VcpuContext* context) { return context->preserved; });
+    if (any_preserved) {
+        console.write("memory: preserved domains keep theirs\n");
+    } else if (free_now == heap_before_domains) {
         console.write("memory: every domain's frames are back in the heap\n");
     } else {
         console.write("memory: ");
@@ -619,6 +629,44 @@ void load_running(VcpuContext& next, GuestFrame& entry) {
     arm_timer();
 }
 
+hv::builder::DomainAction action_for(const VcpuContext& context) {
+    switch (context.domain->shutdown_reason) {
+    case pvkit::abi::SHUTDOWN_poweroff:
+        return context.actions.poweroff;
+    case pvkit::abi::SHUTDOWN_reboot:
+        return context.actions.reboot;
+    case pvkit::abi::SHUTDOWN_crash:
+        return context.actions.crash;
+    default:
+        return hv::builder::DomainAction::destroy;
+    }
+}
+
+void init_context(VcpuContext& context, const hv::builder::InitialRegisters& registers);
+
+// The destroyed domain of `context` is built again as a new domain, which runs in its place.
+void restart(VcpuContext& context) {
+    const hv::DomId id{next_domain_id++};
+    console.write("(");
+    console.write(context.domain->name());
+    console.write(") restarting as domain ");
+    console.write_decimal(id.value);
+    console.write("\n");
+    hv::builder::InitialRegisters registers{};
+    hv::domain::Domain* domain = rebuild_domain(context.entry, id, registers);
+    if (domain == nullptr)
+        return;  // it stays destroyed, as it stopped
+    const std::size_t entry = context.entry;
+    const StopActions actions = context.actions;
+    context.~VcpuContext();
+    auto* fresh = new (&context) VcpuContext{*running.domains, *domain};
+    fresh->entry = entry;
+    fresh->actions = actions;
+    init_context(*fresh, registers);
+    scheduler().add(fresh->sched);
+    (void)running.domains->unpause(*domain);
+}
+
 // Domains that stopped give back their memory, ports, grants and store connection, a bounded
 // amount of work per call (one that others' mappings of its grants hold waits for them), while
 // the others go on. Never the page tables in the CPU: the caller loaded others.
@@ -629,10 +677,19 @@ void reap() {
         hv::domain::Domain& domain = *context.domain;
         if (context.reaped || domain.state == hv::domain::DomainState::running)
             continue;
-        if (domain.state == hv::domain::DomainState::shutdown)
+        if (domain.state == hv::domain::DomainState::shutdown) {  // first seen stopped: how, and what now
             context.powered_off = domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+            context.action = action_for(context);
+        }
+        const hv::builder::DomainAction action = context.action;
         scheduler().remove(context.sched);
+        if (action == hv::builder::DomainAction::preserve) {
+            context.reaped = context.preserved = true;
+            continue;
+        }
         context.reaped = running.domains->destroy(domain, budget);
+        if (context.reaped && action == hv::builder::DomainAction::restart)
+            restart(context);
     }
 }
 
@@ -676,7 +733,9 @@ bool any_live() {
             };
             for (unsigned pass = 0; pass < max_passes && !all_reaped(); ++pass)
                 reap();
-            finish();
+            if (!any_live())
+                finish();
+            continue;  // one was restarted
         }
         if (teardown_unfinished())
             continue;  // more of it before the CPU idles
@@ -699,6 +758,22 @@ void return_to_guest(GuestFrame& frame) {
         run_next();
     }
     deliver_pending_event(frame);
+}
+
+// A new vCPU's registers, FPU state and timers: from `registers`, the FPU as FNINIT leaves it
+// with SSE exceptions masked, the periodic timer running.
+void init_context(VcpuContext& context, const hv::builder::InitialRegisters& registers) {
+    context.frame.rip = registers.rip;
+    context.frame.rsp = registers.rsp;
+    context.frame.rsi = registers.rsi;
+    context.frame.cs = guest_cs64;
+    context.frame.ss = guest_ss;
+    context.frame.rflags = interrupts_enabled;
+    constexpr std::uint16_t initial_control = 0x037F;  // FCW, at byte 0
+    constexpr std::uint32_t initial_mxcsr = 0x1F80;    // MXCSR, at byte 24
+    std::memcpy(context.fpu.data(), &initial_control, sizeof initial_control);
+    std::memcpy(context.fpu.data() + 24, &initial_mxcsr, sizeof initial_mxcsr);
+    context.calls.timers.next_period = clock::now_ns() + context.calls.timers.period;
 }
 
 }  // namespace
@@ -734,29 +809,24 @@ void vcpu_yielded(const hv::domain::Domain& domain) {
 std::size_t guest_vcpu_size() { return (sizeof(VcpuContext) + 63) / 64 * 64; }
 
 void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
-                    const hv::builder::InitialRegisters& registers, std::byte* storage) {
+                    const hv::builder::InitialRegisters& registers, std::byte* storage, std::size_t entry,
+                    const StopActions& actions) {
     if (context_count == 0)
         new (scheduler_storage) hv::sched::Scheduler{};
     auto* context = new (storage) VcpuContext{domains, domain};
-    context->frame.rip = registers.rip;
-    context->frame.rsp = registers.rsp;
-    context->frame.rsi = registers.rsi;
-    context->frame.cs = guest_cs64;
-    context->frame.ss = guest_ss;
-    context->frame.rflags = interrupts_enabled;
-    // The FPU as FNINIT leaves it, SSE exceptions masked (FCW at byte 0, MXCSR at byte 24).
-    constexpr std::uint16_t initial_control = 0x037F;
-    constexpr std::uint32_t initial_mxcsr = 0x1F80;
-    std::memcpy(context->fpu.data(), &initial_control, sizeof initial_control);
-    std::memcpy(context->fpu.data() + 24, &initial_mxcsr, sizeof initial_mxcsr);
-    context->calls.timers.next_period = clock::now_ns() + context->calls.timers.period;
+    context->entry = entry;
+    context->actions = actions;
+    init_context(*context, registers);
     contexts[context_count++] = context;
+    next_domain_id = std::max<std::uint16_t>(next_domain_id, domain.id().value + 1);
     scheduler().add(context->sched);
     (void)domains.unpause(domain);  // the platform's kick puts it in the run queue
 }
 
-void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before) {
+void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before,
+                 RebuildDomain rebuild) {
     running.domains = &domains;
+    rebuild_domain = rebuild;
     every_domain_built = all_built;
     heap_before_domains = free_frames_before;
     idle_root = cpu::read_cr3() & frame_mask;

@@ -15,15 +15,29 @@ namespace hypervisor {
 // FPU state and what libhv's trap layer keeps of it.
 std::size_t guest_vcpu_size();
 
-// vCPU 0 of `domain` (built, paused once) will run from `registers`, its context in `storage`.
-void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
-                    const hv::builder::InitialRegisters& registers, std::byte* storage);
+// What happens to a domain that stops, by the reason it gives (xl's on_poweroff, on_reboot and
+// on_crash; other reasons destroy it).
+struct StopActions {
+    hv::builder::DomainAction poweroff, reboot, crash;
+};
 
-// Runs the domains added until every one has stopped, destroying each that stops, then reports
-// how each ended and whether the heap has its `free_frames_before` (the count before any domain
-// was built) again, and leaves QEMU: status 0 when all powered off, `all_built` and no frame is
-// missing, 1 otherwise.
-[[noreturn]] void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before);
+// Builds bundle entry `entry` again, as domain `id`, in the storage its last incarnation (now
+// destroyed) used; nullptr, with the reason printed, when it cannot be.
+using RebuildDomain = hv::domain::Domain* (*)(std::size_t entry, hv::DomId id, hv::builder::InitialRegisters& registers);
+
+// vCPU 0 of `domain` (built from bundle entry `entry`, paused once) will run from `registers`,
+// its context in `storage`.
+void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
+                    const hv::builder::InitialRegisters& registers, std::byte* storage, std::size_t entry,
+                    const StopActions& actions);
+
+// Runs the domains added until every one has stopped, then reports how each ended and whether
+// the heap has its `free_frames_before` (the count before any domain was built) again, and leaves
+// QEMU: status 0 when all powered off, `all_built` and no frame is missing, 1 otherwise. A domain
+// that stops is destroyed, or restarted as a new domain through `rebuild`, or preserved (kept
+// stopped, its memory held), as its StopActions say.
+[[noreturn]] void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before,
+                              RebuildDomain rebuild);
 
 // Loads CR3 with the running vCPU's base for its current mode (before any guest runs: reloads the
 // current CR3). The memory component's TLB flushes come here, so that a new base is in use, and

@@ -216,6 +216,28 @@ struct DomainSlot {
     hv::domain::Domain domain;
 };
 
+// The bundle being run, for domains built again (on_reboot = "restart" ...).
+struct RunningBundle {
+    std::span<const hv::builder::BundledDomain> wanted;
+    DomainSlot* slots = nullptr;
+    hv::domain::Domains* domains = nullptr;
+};
+RunningBundle bundle;
+
+bool build_domain(const hv::builder::BundledDomain& wanted, hv::DomId id, hv::domain::Domains& domains,
+                  DomainSlot* slot, hv::builder::Built& built);
+
+// Bundle entry `entry` built again in its slot, whose last domain is destroyed (RebuildDomain).
+hv::domain::Domain* rebuild(std::size_t entry, hv::DomId id, hv::builder::InitialRegisters& registers) {
+    DomainSlot* slot = &bundle.slots[entry];
+    slot->~DomainSlot();
+    hv::builder::Built built;
+    if (!build_domain(bundle.wanted[entry], id, *bundle.domains, slot, built))
+        return nullptr;
+    registers = built.registers;
+    return &slot->domain;
+}
+
 // What the initrd asks for: a boot bundle (docs/builder.md), or a bare kernel image run with the
 // defaults. Empty, with the reason printed, when it cannot be read.
 std::span<const hv::builder::BundledDomain> read_initrd(std::span<const std::byte> initrd) {
@@ -367,15 +389,18 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         auto* store = new (store_storage) hv::xenstore::Store{*store_memory};
         static hv::domain::Domains domains{tables, host, store};
         const std::uint64_t free_frames_before = frames->free_frames();
+        bundle = {wanted, slots, &domains};
         std::size_t built_count = 0;
         for (std::size_t index = 0; index < wanted.size(); ++index) {
             hv::builder::Built built;
             const hv::DomId id{static_cast<std::uint16_t>(index + 1)};
+            const hv::builder::BundleDomain& config = wanted[index].config;
             if (build_domain(wanted[index], id, domains, &slots[index], built))
-                add_guest_vcpu(domains, slots[index].domain, built.registers, contexts + built_count++ * guest_vcpu_size());
+                add_guest_vcpu(domains, slots[index].domain, built.registers, contexts + built_count++ * guest_vcpu_size(),
+                               index, {config.on_poweroff, config.on_reboot, config.on_crash});
         }
         if (built_count != 0)
-            run_domains(domains, built_count == wanted.size(), free_frames_before);
+            run_domains(domains, built_count == wanted.size(), free_frames_before, rebuild);
     } else if (frames != nullptr && loaded.empty()) {
         console.write("no domain: give a boot bundle or a kernel image as the initrd\n");
     }
