@@ -20,6 +20,13 @@ static inline int events_map_shared_info(const struct pvk_start_info *info)
     return pvk_hypercall_update_va_mapping((uint64_t)&events_page, info->shared_info | 0x63, PVK_UVMF_INVLPG) == 0;
 }
 
+/* Clears `port`'s pending bit: bind_interdomain sets it on the new port, as Xen does, for a
+ * notification the unbound port may have missed. */
+static inline void events_clear(uint32_t port)
+{
+    __atomic_fetch_and(&events_shared.evtchn_pending[port / 64], ~(1ull << (port % 64)), __ATOMIC_SEQ_CST);
+}
+
 /* Waits until `port` is pending (at most until system time `deadline_ns`; 0: no limit), then
  * clears it. Whether it was pending. A poll may return early (Xen allows spurious wake-ups). */
 static inline int events_wait(uint32_t port, uint64_t deadline_ns)
@@ -32,7 +39,7 @@ static inline int events_wait(uint32_t port, uint64_t deadline_ns)
             break;
     }
     const int pending = (*word & bit) != 0;
-    __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
+    events_clear(port);
     return pending;
 }
 

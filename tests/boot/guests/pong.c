@@ -42,6 +42,7 @@ int pvk_main(const struct pvk_start_info *info)
     struct pvk_evtchn_bind_interdomain bind = {.remote_dom = PING_DOMAIN,
                                                .remote_port = (uint32_t)xs_parse_decimal(port_text)};
     report_check(pvk_evtchnop_bind_interdomain(&bind) == 0, "ping's port bound");
+    events_clear(bind.local_port); /* set by the binding; ping has sent nothing yet */
     struct pvk_gnttab_map_grant_ref map = {.host_addr = (uint64_t)mapped_page,
                                            .flags = PVK_GNTMAP_host_map,
                                            .ref = (uint32_t)xs_parse_decimal(gref_text),
