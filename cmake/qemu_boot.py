@@ -60,8 +60,13 @@ def run(command, timeout, echo, typing=None, interactive=False):
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            process.kill()
-            process.wait()
+            # SIGTERM first: QEMU then restores a terminal it had put in raw mode.
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             return _lines(output), None, time.monotonic() - started, arrivals
         if not selector.select(timeout=min(remaining, 0.5)):
             continue
