@@ -150,6 +150,7 @@ std::uint64_t now_ns() {
 namespace {
 std::uint64_t armed_deadline = 0;  // what the PIT was last armed for
 std::uint64_t programmed = 0;      // when it was told to interrupt
+bool counting = false;             // armed, and its interrupt not taken yet
 std::uint64_t lead_ns = 0;
 // The most the lead grows to, and so the longest the interrupt waits: lateness beyond it is not
 // the PIT's (interrupts were off, in a hypercall) and is not learnt.
@@ -158,6 +159,11 @@ constexpr std::uint64_t pit_reach_ns = 0xFFFF * 1'000'000'000ull / pit_hz;
 }  // namespace
 
 void arm(std::uint64_t deadline_ns) {
+    // Programming the PIT is three port writes, each slow under TCG: not again for the deadline
+    // it already counts towards.
+    if (deadline_ns == armed_deadline && counting)
+        return;
+    counting = true;
     const std::uint64_t now = now_ns();
     armed_deadline = deadline_ns;
     programmed = deadline_ns > now + lead_ns ? deadline_ns - lead_ns : now;
@@ -168,6 +174,7 @@ void arm(std::uint64_t deadline_ns) {
 
 void timer_interrupt_arrived() {
     acknowledge();
+    counting = false;
     const std::uint64_t now = now_ns();
     if (now > programmed && now - programmed <= max_lead_ns)
         lead_ns = (3 * lead_ns + (now - programmed)) / 4;

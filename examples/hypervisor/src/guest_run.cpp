@@ -714,10 +714,12 @@ bool any_live() {
 [[noreturn]] void schedule_on_entry_stack() {
     GuestFrame& entry = entry_frame();
     for (;;) {
-        cpu::write_cr3(idle_root);
+        if (running.context == nullptr || !live(*running.context))
+            cpu::write_cr3(idle_root);  // not a stopped domain's tables, which its teardown frees
         if (running.context != nullptr)
             update_scheduler(*running.context);
-        reap();
+        if (teardown_unfinished())
+            reap();
         if (hv::sched::SchedVcpu* next = schedule()) {
             load_running(context_of(*next), entry);
             deliver_pending_event(entry);
