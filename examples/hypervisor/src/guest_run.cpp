@@ -413,10 +413,24 @@ bool TurnPreemption::pending() {
     return (timer && *timer <= now) || (now >= turn_end && scheduler().runnable_count() > 1);
 }
 
-// Serial input goes to the running domain's console ring (as `xl console` would attach to it).
-// Bytes the ring cannot take yet wait here, and in the UART; the timer's interrupts pick them up
-// too, since the PIC's edge-triggered line does not rise again for bytes left in the UART.
+// Serial input goes to one domain's console ring, as `xl console` would attach to it: the first
+// domain still running (Xen's console focus starts at the first domain too). Bytes the ring cannot
+// take yet wait here, and in the UART; the timer's interrupts pick them up too, since the PIC's
+// edge-triggered line does not rise again for bytes left in the UART.
 hv::console::ConsoleInput serial_input;
+
+// The domain with the input, moved on from one that stopped; nullptr when none runs.
+hv::domain::Domain* input_focus() {
+    hv::domain::Domain* focus = nullptr;
+    for (std::size_t i = 0; i < context_count; ++i) {
+        hv::domain::Domain& domain = *contexts[i]->domain;
+        const bool chosen = focus == nullptr && live(*contexts[i]);
+        domain.console_input = chosen ? &serial_input : nullptr;
+        if (chosen)
+            focus = &domain;
+    }
+    return focus;
+}
 
 void take_serial_input() {
     while (!serial_input.full()) {
@@ -425,8 +439,10 @@ void take_serial_input() {
             break;
         (void)serial_input.push(*byte);
     }
-    if (!serial_input.empty() && context_count != 0)
-        running.domains->service_console(*contexts[0]->domain);
+    if (serial_input.empty())
+        return;
+    if (hv::domain::Domain* focus = input_focus())
+        running.domains->service_console(*focus);
 }
 
 void on_serial_input_interrupt() {
@@ -832,8 +848,7 @@ void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t fre
     every_domain_built = all_built;
     heap_before_domains = free_frames_before;
     idle_root = cpu::read_cr3() & frame_mask;
-    // Serial input goes to the first domain's console (Xen's console focus starts there too).
-    contexts[0]->domain->console_input = &serial_input;
+    (void)input_focus();
     console.enable_input_interrupt();
     run_next();
 }
