@@ -4,8 +4,10 @@
 // for the bytes StoreMemory::block_size() says it takes (its size class), and never to another:
 // - a node's block and its children array: outside a transaction, the node's owner (entry 0 of its
 //   perms); inside one, the transaction's domain, whoever owns the node (the copies a transaction
-//   makes are its own). A node keeps who pays in Node::charged, so a copy made by a transaction
-//   still charges that domain after the commit, until a later change replaces the node;
+//   makes are its own). A commit hands the copies over to their owners, as if the changes had been
+//   made outside it; it fails ENOSPC, changing nothing, when that would take a domain other than
+//   the transaction's own over its quota (unprivileged connections). A node records who pays for it
+//   in Node::charged;
 // - a watch, a transaction record and its change log: the connection's domain;
 // - a queued watch event: the domain of the connection it waits in.
 // The root "/" and the DomainRecords are the toolstack's and charged to nobody.
@@ -45,7 +47,41 @@ void clear_marks(const Node& node) {
         clear_marks(*node.children[i]);
 }
 
+// Visits a committing transaction's own copies: the nodes of its tree only it holds. They hang
+// together from its root down (a change copies the whole path above what it changes), each with
+// the one reference of its parent; a node with more is shared with the committed tree.
+template <class F>
+void visit_copies(Node& node, F&& visit) {
+    if (node.references != 1)
+        return;
+    visit(node);
+    for (std::uint32_t i = 0; i < node.child_count; ++i)
+        visit_copies(*node.children[i], visit);
+}
+
+void move_charge(Store& store, Node& node, DomId to) {
+    const auto bytes = static_cast<std::int64_t>(
+        node_charge(StoreInternals::memory_of(store), node.bytes(), node.child_count));
+    StoreInternals::charge(store, node.charged, -bytes);
+    StoreInternals::charge(store, to, bytes);
+    node.charged = to;
+}
+
 }  // namespace
+
+Result<void> StoreInternals::hand_over_copies(Store& store, Transaction& tx, bool privileged) {
+    visit_copies(*tx.root, [&](Node& node) { move_charge(store, node, node.owner()); });
+    bool over = false;
+    visit_copies(*tx.root, [&](Node& node) {
+        const DomainRecord* owner = record(store, node.owner());
+        over = over || (node.owner() != tx.domain && owner != nullptr &&
+                        owner->bytes > store.limits_.bytes_per_domain);
+    });
+    if (!over || privileged)
+        return {};
+    visit_copies(*tx.root, [&](Node& node) { move_charge(store, node, tx.domain); });
+    return Errc::enospc;
+}
 
 void StoreInternals::charge(Store& store, DomId domain, std::int64_t bytes) {
     if (DomainRecord* record = StoreInternals::record(store, domain))

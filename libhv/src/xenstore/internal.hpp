@@ -226,6 +226,9 @@ struct StoreInternals {
     // trees of the store and of every open transaction, each node once; watches, transactions,
     // change logs, queued events).
     static std::uint64_t tally_charges(const Store& store, DomId domain);
+    // A committing transaction's copies, charged to its domain, become their owners' (unless that
+    // takes another domain over its quota, when nothing changes and it is ENOSPC).
+    static Result<void> hand_over_copies(Store& store, Transaction& tx, bool privileged);
     // The node at an absolute path in a view, or nullptr.
     static const Node* find(const View& view, std::string_view path);
     // The node for reading: ENOENT, or EACCES when the caller may not read it (or, when it is

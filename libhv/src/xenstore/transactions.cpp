@@ -4,7 +4,8 @@
 // Conflicts are detected coarsely, as the first xenstored did: a commit of a transaction that
 // changed something fails EAGAIN when anything at all was committed to the store since it
 // started (Store::generation_ moved), whether or not it touched the same nodes. A transaction that
-// changed nothing always commits: its reads saw one consistent snapshot. A transaction ends with
+// changed nothing always commits: its reads saw one consistent snapshot. A commit that would take
+// another domain over its byte quota (charges.cpp) fails ENOSPC. A transaction ends with
 // TRANSACTION_END whatever its outcome. Its changes are logged (path, removal or not, the perms
 // that decide who may see it) and fire their watches at commit, oldest first.
 #include "internal.hpp"
@@ -66,7 +67,7 @@ Result<void> StoreInternals::end_transaction(Connection& c, Transaction& tx, boo
     if (commit && tx.change_count != 0) {
         if (tx.start_generation != store.generation_) {
             result = Errc::eagain;
-        } else {
+        } else if (result = hand_over_copies(store, tx, c.privileged_); result) {
             Node* old_root = store.root_;
             store.root_ = tx.root;
             tx.root = old_root;  // dropped with the transaction below
