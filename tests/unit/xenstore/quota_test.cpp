@@ -260,3 +260,19 @@ TEST_CASE("xenstore: watches, transactions and events over the byte quota are re
     CHECK(store.bytes_charged(DomId{1}) > limits.bytes_per_domain);
     CHECK(store.check_invariants());
 }
+
+TEST_CASE("xenstore: with power-of-two size classes a domain fits 15 values of 2 KiB in its 64 KiB",
+          "[xenstore]") {
+    CountingMemory memory;
+    memory.power_of_two_classes = true;
+    Store store{memory};
+    REQUIRE(store.introduce(DomId{1}));
+    CHECK(store.bytes_charged(DomId{1}) == 64);  // its home: one 64-byte block
+    Client guest{store, DomId{1}, false};
+    int written = 0;
+    while (guest.write("big/" + std::to_string(written), big) == ok)
+        REQUIRE(++written < 100);
+    CHECK(written == 15);  // each node a 4 KiB block
+    CHECK(store.bytes_charged(DomId{1}) <= 64 * 1024);
+    CHECK(store.check_invariants());
+}
