@@ -185,9 +185,24 @@ hv::mm::FrameTable* take_over_memory(BootMemory& memory, hv::mm::MemoryPlatform&
     return &frames;
 }
 
+// The store's quotas: xenstored's defaults (hv/xenstore.hpp), 64 KiB of blocks per domain.
+constexpr hv::xenstore::Limits store_limits{};
+
+// The xenstore's arena for `domains` domains: what may be live at once, every domain at its byte
+// quota plus the toolstack's own blocks, once per size class (store_memory.hpp says why). The
+// toolstack's part: "/", "/local", "/local/domain" and the domain records (64 KiB, also room for
+// the old copies of the one path a change holds until it swaps the root), and per domain the old
+// versions of those three nodes that its open transactions may keep alive (10 transactions, each
+// under 1 KiB with 64 domains: 8 KiB). 1 domain: 1.3 MiB; 4: 3.4 MiB; 64: 46 MiB.
+std::uint64_t store_arena_size(std::size_t domains) {
+    constexpr std::uint64_t toolstack = 64 * 1024, toolstack_per_domain = 8 * 1024;
+    const std::uint64_t live = domains * (store_limits.bytes_per_domain + toolstack_per_domain) + toolstack;
+    return (StoreArena::size_classes * live + BootMemory::page - 1) / BootMemory::page * BootMemory::page;
+}
+
 // The xenstore's memory, carved from RAM. Not zeroed: the store initializes what it allocates.
-StoreArena* carve_store_memory(BootMemory& memory) {
-    constexpr std::uint64_t size = 1 << 20;
+StoreArena* carve_store_memory(BootMemory& memory, std::size_t domains) {
+    const std::uint64_t size = store_arena_size(domains);
     const auto start = memory.carve(size);
     std::byte* region = start ? phys_to_virt<std::byte>(*start, size) : nullptr;
     if (region == nullptr) {
@@ -367,7 +382,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     }
     // The store's memory, the domains' slots and their vCPUs' contexts are carved before the rest
     // of RAM becomes the domains' heap.
-    StoreArena* store_memory = surveyed ? carve_store_memory(memory) : nullptr;
+    StoreArena* store_memory = surveyed ? carve_store_memory(memory, wanted.size()) : nullptr;
     auto* slots = reinterpret_cast<DomainSlot*>(carve_zeroed(memory, wanted.size() * sizeof(DomainSlot)));
     std::byte* contexts = carve_zeroed(memory, wanted.size() * guest_vcpu_size());
     const bool carved = store_memory != nullptr && (wanted.empty() || (slots != nullptr && contexts != nullptr));
@@ -386,7 +401,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         // Built in place and never destroyed: a static Store would register its destructor (out
         // of line, in the library) for exit, taking its address through the GOT.
         alignas(hv::xenstore::Store) static std::byte store_storage[sizeof(hv::xenstore::Store)];
-        auto* store = new (store_storage) hv::xenstore::Store{*store_memory};
+        auto* store = new (store_storage) hv::xenstore::Store{*store_memory, store_limits};
         static hv::domain::Domains domains{tables, host, store};
         const std::uint64_t free_frames_before = frames->free_frames();
         bundle = {wanted, slots, &domains};

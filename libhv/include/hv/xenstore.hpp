@@ -32,6 +32,9 @@ public:
     virtual void* allocate(std::size_t bytes) = 0;
     // Gives back a block from allocate(), with the size it was allocated with.
     virtual void release(void* block, std::size_t bytes) = 0;
+    // The bytes a block of `bytes` really takes (its size class): what the store charges a domain
+    // for it (Limits::bytes_per_domain). The default is the 16-byte rounding every block gets.
+    virtual std::size_t block_size(std::size_t bytes) const { return (bytes + 15) / 16 * 16; }
 
 protected:
     ~StoreMemory() = default;
@@ -58,6 +61,12 @@ struct Limits {
     std::uint32_t perms_per_node = 5;            // entries of a permission list, for everyone: ENOSPC
     std::uint32_t changes_per_transaction = 1024;  // write/mkdir/rm/set_perms in one: ENOSPC
     std::uint32_t events_per_connection = 256;   // queued watch events; more are dropped
+    // Bytes of StoreMemory blocks charged to the domain (as block_size() rounds them): the nodes it
+    // owns, its watches, its transactions and their private copies, its queued events. Over it:
+    // ENOSPC (a watch: E2BIG; an event: dropped). 64 KiB is the node quota's worth of the smallest
+    // node blocks (1000 x 64 B), about ten times what a domU with a few devices holds; it is what
+    // an embedder must be able to give every domain at once (docs/xenstore.md).
+    std::uint32_t bytes_per_domain = 64 * 1024;
 };
 
 // The deepest path accepted ("/a/b" has depth 2): deeper paths are EINVAL. It bounds the work and
@@ -116,10 +125,14 @@ public:
 
     // Nodes owned by an introduced domain, as counted against its quota (0 for others).
     std::uint32_t nodes_owned(DomId domain) const;
+    // Bytes of blocks charged to an introduced domain (0 for others): Limits::bytes_per_domain.
+    std::uint64_t bytes_charged(DomId domain) const;
     // Bumped by every committed change; transactions compare it to detect conflicts.
     std::uint64_t generation() const { return generation_; }
     // Recomputes the accounting from the tree and checks the tree's shape (sorted, unique
-    // children; reference counts at least the references seen); false on any mismatch.
+    // children; reference counts at least the references seen) and the byte charges from every
+    // live block (the trees of the store and of open transactions, watches, events); false on any
+    // mismatch.
     bool check_invariants() const;
 
 private:

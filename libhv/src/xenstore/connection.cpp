@@ -177,7 +177,7 @@ std::uint32_t ConnectionInternals::write_output(Connection& c, std::uint32_t spa
                 c.last_event_ = nullptr;
             --c.event_count_;
             c.event_sent_ = 0;
-            free_event(c.store_.memory_, done);
+            free_event(c, done);
         } else {
             c.reply_length_ = 0;
             c.reply_sent_ = 0;

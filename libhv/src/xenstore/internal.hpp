@@ -22,6 +22,9 @@
 // Changes to the committed tree adjust it node by node. A transaction keeps the delta of its own
 // domain (for its quota checks) and whether it touched anyone else's nodes; a commit applies the
 // delta, or recounts every record from the new tree when other domains' counts moved.
+//
+// Byte charges (charges.cpp explains): every block is charged to one domain from its allocation to
+// its release, and DomainRecord::bytes sums what is charged to an introduced domain.
 #pragma once
 
 #include <cstring>
@@ -33,9 +36,11 @@ namespace hv::xenstore::detail {
 
 struct Node {
     std::uint32_t references;
-    std::uint32_t value_length;
+    std::uint16_t value_length;  // at most XENSTORE_PAYLOAD_MAX
     std::uint16_t name_length;
-    std::uint16_t perm_count;  // at least 1
+    std::uint8_t perm_count;     // 1 .. max_perms_per_node
+    mutable bool marked;         // false but during a walk of every tree (charges.cpp)
+    DomId charged;               // who pays for this block and its children array
     std::uint32_t child_count;
     std::uint64_t generation;  // new for every copy: DIRECTORY_PART's gencnt
     Node** children;
@@ -52,7 +57,8 @@ struct Node {
         return sizeof(Node) + perm_count * sizeof(Permission) + name_length + value_length;
     }
 };
-static_assert(alignof(Node) <= 16 && sizeof(Node) % alignof(Permission) == 0);
+static_assert(alignof(Node) <= 16 && sizeof(Node) % alignof(Permission) == 0 && sizeof(Node) == 32);
+static_assert(abi::XENSTORE_PAYLOAD_MAX <= UINT16_MAX && max_perms_per_node <= UINT8_MAX);
 
 // One change made inside a transaction: the watches it fires at commit.
 struct Change {
@@ -65,12 +71,16 @@ struct Change {
         return {reinterpret_cast<const char*>(reinterpret_cast<const Permission*>(this + 1) + perm_count),
                 path_length};
     }
-    std::size_t bytes() const { return sizeof(Change) + perm_count * sizeof(Permission) + path_length; }
+    static std::size_t bytes_for(std::size_t perm_count, std::size_t path_length) {
+        return sizeof(Change) + perm_count * sizeof(Permission) + path_length;
+    }
+    std::size_t bytes() const { return bytes_for(perm_count, path_length); }
 };
 
 struct Transaction {
     Transaction* next;
     std::uint32_t id;
+    DomId domain;                    // its connection's: pays for it, its log and its copies
     Node* root;                      // its own view; one reference held
     std::uint64_t start_generation;  // Store::generation_ when it started
     std::int64_t own_delta;          // nodes its domain gained (or lost, negative) in it
@@ -93,6 +103,7 @@ struct DomainRecord {
     DomainRecord* next;
     DomId id;
     std::uint32_t nodes;
+    std::uint64_t bytes;  // charged to it (charges.cpp)
 };
 
 struct QueuedEvent {
@@ -142,13 +153,24 @@ template <class T>
 T* allocate(StoreMemory& memory, std::size_t bytes) {
     return static_cast<T*>(memory.allocate(bytes));
 }
+// Bytes of a node's block with these lengths.
+inline std::size_t node_bytes(std::size_t perm_count, std::size_t name_length, std::size_t value_length) {
+    return sizeof(Node) + perm_count * sizeof(Permission) + name_length + value_length;
+}
+// What a node of `bytes` with `child_count` children is charged: its block and its children array,
+// each as the memory rounds it.
+inline std::size_t node_charge(const StoreMemory& memory, std::size_t bytes, std::uint32_t child_count) {
+    return memory.block_size(bytes) + (child_count != 0 ? memory.block_size(child_count * sizeof(Node*)) : 0);
+}
 // A new node with one reference, owning `children` (an array of child_count pointers whose
-// references it takes over); nullptr when out of memory, and then `children` is still the caller's.
-Node* make_node(StoreMemory& memory, std::uint64_t generation, std::string_view name, std::string_view value,
+// references it takes over), charged to `charged`; nullptr when out of memory, and then `children`
+// is still the caller's.
+Node* make_node(Store& store, DomId charged, std::uint64_t generation, std::string_view name, std::string_view value,
                 std::span<const Permission> perms, Node** children, std::uint32_t child_count);
 void reference(Node* node);
-void free_event(StoreMemory& memory, QueuedEvent* event);  // watches.cpp
-void unreference(StoreMemory& memory, Node* node);
+void free_event(Connection& c, QueuedEvent* event);  // watches.cpp
+// Drops a reference; the last one releases the node (and its charge) and drops its children's.
+void unreference(Store& store, Node* node);
 // The child called `name`, or nullptr; `index` gets where it is or would be inserted.
 Node* find_child(const Node& node, std::string_view name, std::uint32_t& index);
 // Visits every node of a subtree (recursion bounded by max_path_depth).
@@ -193,6 +215,20 @@ char access_letter(Access access);
 // ---- the tree operations (tree.cpp); every one is whole or nothing.
 struct StoreInternals {
     static Store& store_of(Connection& c) { return c.store_; }
+    static StoreMemory& memory_of(Store& store) { return store.memory_; }
+
+    // charges.cpp: adds (or, negative, takes back) bytes charged to a domain; only introduced
+    // domains keep a count.
+    static void charge(Store& store, DomId domain, std::int64_t bytes);
+    // Whether an unprivileged request may add `bytes` to the domain's charge.
+    static bool within_quota(const Store& store, DomId domain, std::uint64_t bytes);
+    // The bytes of every live block charged to `domain`, counted from the blocks themselves (the
+    // trees of the store and of every open transaction, each node once; watches, transactions,
+    // change logs, queued events).
+    static std::uint64_t tally_charges(const Store& store, DomId domain);
+    // A committing transaction's copies, charged to its domain, become their owners' (unless that
+    // takes another domain over its quota, when nothing changes and it is ENOSPC).
+    static Result<void> hand_over_copies(Store& store, Transaction& tx, bool privileged);
     // The node at an absolute path in a view, or nullptr.
     static const Node* find(const View& view, std::string_view path);
     // The node for reading: ENOENT, or EACCES when the caller may not read it (or, when it is
@@ -226,7 +262,7 @@ struct StoreInternals {
     static void drop_transactions(Connection& c);
     static Result<void> log_change(Store& store, Transaction& tx, std::string_view path, bool recursive,
                                    std::span<const Permission> perms);
-    static void drop_change_log(StoreMemory& memory, Transaction& tx);
+    static void drop_change_log(Store& store, Transaction& tx);
 
     // watches.cpp
     static Result<void> add_watch(Connection& c, std::string_view path, std::string_view token,

@@ -4,16 +4,19 @@
 
 namespace hv::xenstore::detail {
 
-Node* make_node(StoreMemory& memory, std::uint64_t generation, std::string_view name, std::string_view value,
+Node* make_node(Store& store, DomId charged, std::uint64_t generation, std::string_view name, std::string_view value,
                 std::span<const Permission> perms, Node** children, std::uint32_t child_count) {
-    const std::size_t bytes = sizeof(Node) + perms.size() * sizeof(Permission) + name.size() + value.size();
+    StoreMemory& memory = StoreInternals::memory_of(store);
+    const std::size_t bytes = node_bytes(perms.size(), name.size(), value.size());
     void* block = memory.allocate(bytes);
     if (block == nullptr)
         return nullptr;
     Node* node = ::new (block) Node{1,
-                                    static_cast<std::uint32_t>(value.size()),
+                                    static_cast<std::uint16_t>(value.size()),
                                     static_cast<std::uint16_t>(name.size()),
-                                    static_cast<std::uint16_t>(perms.size()),
+                                    static_cast<std::uint8_t>(perms.size()),
+                                    false,
+                                    charged,
                                     child_count,
                                     generation,
                                     children};
@@ -24,20 +27,23 @@ Node* make_node(StoreMemory& memory, std::uint64_t generation, std::string_view 
         std::memcpy(text, name.data(), name.size());
     if (!value.empty())
         std::memcpy(text + name.size(), value.data(), value.size());
+    StoreInternals::charge(store, charged, static_cast<std::int64_t>(node_charge(memory, bytes, child_count)));
     return node;
 }
 
 void reference(Node* node) { ++node->references; }
 
-void unreference(StoreMemory& memory, Node* node) {
+void unreference(Store& store, Node* node) {
     if (--node->references != 0)
         return;
     // Depth is bounded by max_path_depth, so is this recursion.
     for (std::uint32_t i = 0; i < node->child_count; ++i)
-        unreference(memory, node->children[i]);
+        unreference(store, node->children[i]);
+    StoreMemory& memory = StoreInternals::memory_of(store);
+    const std::size_t bytes = node->bytes();
+    StoreInternals::charge(store, node->charged, -static_cast<std::int64_t>(node_charge(memory, bytes, node->child_count)));
     if (node->children != nullptr)
         memory.release(node->children, node->child_count * sizeof(Node*));
-    const std::size_t bytes = node->bytes();
     node->~Node();
     memory.release(node, bytes);
 }

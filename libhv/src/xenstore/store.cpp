@@ -24,12 +24,12 @@ Result<void> usable(const Store& store, std::string_view path) {
 
 Store::Store(StoreMemory& memory, Limits limits) : memory_{memory}, limits_{limits} {
     const Permission owner{DomId{0}, Access::none};
-    root_ = make_node(memory_, ++node_generation_, {}, {}, {&owner, 1}, nullptr, 0);
+    root_ = make_node(*this, owner.domain, ++node_generation_, {}, {}, {&owner, 1}, nullptr, 0);
 }
 
 Store::~Store() {
     if (root_ != nullptr)
-        unreference(memory_, root_);
+        unreference(*this, root_);
     while (domains_ != nullptr) {
         DomainRecord* record = domains_;
         domains_ = record->next;
@@ -52,8 +52,11 @@ Result<void> Store::introduce(DomId domain) {
         memory_.release(record, sizeof(DomainRecord));
         return made;
     }
-    domains_ = ::new (record) DomainRecord{domains_, domain, 0};
-    StoreInternals::recount(*this);  // nodes it owned before (a domain introduced again) count too
+    domains_ = ::new (record) DomainRecord{domains_, domain, 0, 0};
+    // Nodes it owned and blocks charged to it before (a domain introduced again, its new home)
+    // count too.
+    StoreInternals::recount(*this);
+    record->bytes = StoreInternals::tally_charges(*this, domain);
     StoreInternals::fire_special(*this, "@introduceDomain");
     return {};
 }
@@ -161,6 +164,11 @@ std::uint32_t Store::nodes_owned(DomId domain) const {
     return record != nullptr ? record->nodes : 0;
 }
 
+std::uint64_t Store::bytes_charged(DomId domain) const {
+    const DomainRecord* record = StoreInternals::record(*this, domain);
+    return record != nullptr ? record->bytes : 0;
+}
+
 bool Store::check_invariants() const {
     if (root_ == nullptr)
         return domains_ == nullptr;
@@ -175,7 +183,7 @@ bool Store::check_invariants() const {
     for (const DomainRecord* record = domains_; ok && record != nullptr; record = record->next) {
         std::uint32_t owned = 0;
         for_each_node(*root_, [&](const Node& node) { owned += node.owner() == record->id; });
-        ok = owned == record->nodes;
+        ok = owned == record->nodes && StoreInternals::tally_charges(*this, record->id) == record->bytes;
     }
     for (const Connection* c = connections_; ok && c != nullptr; c = c->next_) {
         std::uint32_t watches = 0, transactions = 0, events = 0;

@@ -4,7 +4,8 @@
 // Conflicts are detected coarsely, as the first xenstored did: a commit of a transaction that
 // changed something fails EAGAIN when anything at all was committed to the store since it
 // started (Store::generation_ moved), whether or not it touched the same nodes. A transaction that
-// changed nothing always commits: its reads saw one consistent snapshot. A transaction ends with
+// changed nothing always commits: its reads saw one consistent snapshot. A commit that would take
+// another domain over its byte quota (charges.cpp) fails ENOSPC. A transaction ends with
 // TRANSACTION_END whatever its outcome. Its changes are logged (path, removal or not, the perms
 // that decide who may see it) and fire their watches at commit, oldest first.
 #include "internal.hpp"
@@ -15,14 +16,18 @@ Result<std::uint32_t> StoreInternals::start_transaction(Connection& c) {
     Store& store = c.store_;
     if (!c.privileged_ && c.transaction_count_ >= store.limits_.transactions_per_domain)
         return Errc::enospc;
+    const std::size_t bytes = store.memory_.block_size(sizeof(Transaction));
+    if (!c.privileged_ && !within_quota(store, c.domain_, bytes))
+        return Errc::enospc;
     auto* tx = allocate<Transaction>(store.memory_, sizeof(Transaction));
     if (tx == nullptr)
         return Errc::enomem;
+    charge(store, c.domain_, static_cast<std::int64_t>(bytes));
     std::uint32_t id = c.next_transaction_id_;
     while (id == 0 || find_transaction(c, id) != nullptr)
         ++id;  // at most transaction_count_ ids are taken, so this ends
     c.next_transaction_id_ = id + 1;
-    ::new (tx) Transaction{c.transactions_, id, store.root_, store.generation_, 0, false, nullptr, 0};
+    ::new (tx) Transaction{c.transactions_, id, c.domain_, store.root_, store.generation_, 0, false, nullptr, 0};
     reference(store.root_);
     c.transactions_ = tx;
     ++c.transaction_count_;
@@ -38,9 +43,11 @@ Transaction* StoreInternals::find_transaction(Connection& c, std::uint32_t id) {
 
 namespace {
 
-void free_transaction(StoreMemory& memory, Transaction* tx) {
-    StoreInternals::drop_change_log(memory, *tx);
-    unreference(memory, tx->root);
+void free_transaction(Store& store, Transaction* tx) {
+    StoreMemory& memory = StoreInternals::memory_of(store);
+    StoreInternals::drop_change_log(store, *tx);
+    unreference(store, tx->root);
+    StoreInternals::charge(store, tx->domain, -static_cast<std::int64_t>(memory.block_size(sizeof(Transaction))));
     tx->~Transaction();
     memory.release(tx, sizeof(Transaction));
 }
@@ -60,7 +67,7 @@ Result<void> StoreInternals::end_transaction(Connection& c, Transaction& tx, boo
     if (commit && tx.change_count != 0) {
         if (tx.start_generation != store.generation_) {
             result = Errc::eagain;
-        } else {
+        } else if (result = hand_over_copies(store, tx, c.privileged_); result) {
             Node* old_root = store.root_;
             store.root_ = tx.root;
             tx.root = old_root;  // dropped with the transaction below
@@ -83,12 +90,12 @@ Result<void> StoreInternals::end_transaction(Connection& c, Transaction& tx, boo
                 fire(store, change->path(), change->recursive, {change->perms(), change->perm_count});
         }
     }
-    free_transaction(store.memory_, &tx);
+    free_transaction(store, &tx);
     return result;
 }
 
 void StoreInternals::drop_transactions(Connection& c) {
-    drain(c.transactions_, [&](Transaction* tx) { free_transaction(c.store_.memory_, tx); });
+    drain(c.transactions_, [&](Transaction* tx) { free_transaction(c.store_, tx); });
     c.transaction_count_ = 0;
 }
 
@@ -96,10 +103,11 @@ Result<void> StoreInternals::log_change(Store& store, Transaction& tx, std::stri
                                         std::span<const Permission> perms) {
     if (tx.change_count >= store.limits_.changes_per_transaction)
         return Errc::enospc;
-    const std::size_t bytes = sizeof(Change) + perms.size() * sizeof(Permission) + path.size();
+    const std::size_t bytes = Change::bytes_for(perms.size(), path.size());
     auto* change = allocate<Change>(store.memory_, bytes);
     if (change == nullptr)
         return Errc::enomem;
+    charge(store, tx.domain, static_cast<std::int64_t>(store.memory_.block_size(bytes)));
     ::new (change) Change{tx.changes, static_cast<std::uint32_t>(path.size()), recursive,
                           static_cast<std::uint16_t>(perms.size())};
     for (std::size_t i = 0; i < perms.size(); ++i)
@@ -110,9 +118,11 @@ Result<void> StoreInternals::log_change(Store& store, Transaction& tx, std::stri
     return {};
 }
 
-void StoreInternals::drop_change_log(StoreMemory& memory, Transaction& tx) {
+void StoreInternals::drop_change_log(Store& store, Transaction& tx) {
+    StoreMemory& memory = store.memory_;
     drain(tx.changes, [&](Change* change) {
         const std::size_t bytes = change->bytes();
+        charge(store, tx.domain, -static_cast<std::int64_t>(memory.block_size(bytes)));
         change->~Change();
         memory.release(change, bytes);
     });

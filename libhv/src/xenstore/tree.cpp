@@ -50,10 +50,17 @@ struct ChildEdit {
     Node* child = nullptr;  // the new child (replace, insert): the copy takes over its reference
 };
 
+// Who pays for a node a change makes (charges.cpp): outside a transaction its owner, inside one
+// the transaction's domain.
+DomId payer(const View& view, std::span<const Permission> perms) {
+    return view.transaction != nullptr ? view.transaction->domain : perms[0].domain;
+}
+
 // A copy of `from` with another value, perms and children; the kept children gain a reference.
 // nullptr when out of memory; the edit's child is then still the caller's.
-Node* copy_node(StoreMemory& memory, std::uint64_t generation, const Node& from, std::string_view value,
+Node* copy_node(Store& store, const View& view, std::uint64_t generation, const Node& from, std::string_view value,
                 std::span<const Permission> perms, ChildEdit edit) {
+    StoreMemory& memory = StoreInternals::memory_of(store);
     std::uint32_t count = from.child_count;
     if (edit.kind == ChildEdit::insert)
         ++count;
@@ -65,7 +72,7 @@ Node* copy_node(StoreMemory& memory, std::uint64_t generation, const Node& from,
         if (children == nullptr)
             return nullptr;
     }
-    Node* copy = make_node(memory, generation, from.name(), value, perms, children, count);
+    Node* copy = make_node(store, payer(view, perms), generation, from.name(), value, perms, children, count);
     if (copy == nullptr) {
         if (children != nullptr)
             memory.release(children, count * sizeof(Node*));
@@ -91,7 +98,7 @@ Node* copy_node(StoreMemory& memory, std::uint64_t generation, const Node& from,
 // Copies the path above `level`, with `replacement` as the new node at that level (nullptr:
 // the node at that level is removed). Returns the new root, or nullptr when out of memory (the
 // replacement is then dropped).
-Node* rebuild_path(StoreMemory& memory, std::uint64_t& generation, const Walk& w, std::size_t level,
+Node* rebuild_path(Store& store, const View& view, std::uint64_t& generation, const Walk& w, std::size_t level,
                    Node* replacement) {
     Node* below = replacement;
     for (std::size_t i = level; i-- > 0;) {
@@ -102,10 +109,10 @@ Node* rebuild_path(StoreMemory& memory, std::uint64_t& generation, const Walk& w
         edit.index = index;
         edit.child = below;
         edit.kind = !existing ? ChildEdit::insert : below == nullptr ? ChildEdit::erase : ChildEdit::replace;
-        Node* copy = copy_node(memory, ++generation, old, old.value(), old.perm_list(), edit);
+        Node* copy = copy_node(store, view, ++generation, old, old.value(), old.perm_list(), edit);
         if (copy == nullptr) {
             if (below != nullptr)
-                unreference(memory, below);
+                unreference(store, below);
             return nullptr;
         }
         below = copy;
@@ -115,16 +122,19 @@ Node* rebuild_path(StoreMemory& memory, std::uint64_t& generation, const Walk& w
 
 // Nodes for components found+1 .. depth, each with `perms` and the last with `value`; the top one
 // is returned (nullptr when out of memory, nothing kept).
-Node* build_missing(StoreMemory& memory, std::uint64_t& generation, const Walk& w, std::span<const Permission> perms,
-                    std::span<const Permission> last_perms, std::string_view value) {
-    Node* below = make_node(memory, ++generation, w.names[w.depth], value, last_perms, nullptr, 0);
+Node* build_missing(Store& store, const View& view, std::uint64_t& generation, const Walk& w,
+                    std::span<const Permission> perms, std::span<const Permission> last_perms, std::string_view value) {
+    StoreMemory& memory = StoreInternals::memory_of(store);
+    Node* below = make_node(store, payer(view, last_perms), ++generation, w.names[w.depth], value, last_perms, nullptr, 0);
     for (std::size_t i = w.depth - 1; below != nullptr && i > w.found; --i) {
         Node** children = allocate<Node*>(memory, sizeof(Node*));
-        Node* node = children == nullptr ? nullptr : make_node(memory, ++generation, w.names[i], {}, perms, children, 1);
+        Node* node = children == nullptr
+                         ? nullptr
+                         : make_node(store, payer(view, perms), ++generation, w.names[i], {}, perms, children, 1);
         if (node == nullptr) {
             if (children != nullptr)
                 memory.release(children, sizeof(Node*));
-            unreference(memory, below);
+            unreference(store, below);
             return nullptr;
         }
         children[0] = below;
@@ -158,6 +168,75 @@ std::int64_t owned_in_view(const Store& store, const Caller& caller, const View&
     return committed + (view.transaction != nullptr ? view.transaction->own_delta : 0);
 }
 
+// What a change will allocate and give back, per domain, worked out before it allocates anything
+// (charges.cpp). Entries are made for the domains that pay for new blocks (at most one per level
+// of the path, plus the new nodes' and the log's); blocks given back only lower those.
+class ChargePlan {
+public:
+    void charge(DomId domain, std::size_t bytes) {
+        for (std::size_t i = 0; i < count_; ++i) {
+            if (entries_[i].domain == domain) {
+                entries_[i].bytes += static_cast<std::int64_t>(bytes);
+                return;
+            }
+        }
+        entries_[count_++] = {domain, static_cast<std::int64_t>(bytes)};
+    }
+    void give_back(DomId domain, std::size_t bytes) {
+        for (std::size_t i = 0; i < count_; ++i)
+            if (entries_[i].domain == domain)
+                entries_[i].bytes -= static_cast<std::int64_t>(bytes);
+    }
+    // ENOSPC when an unprivileged caller's change would take a domain whose charge grows over its
+    // quota.
+    Result<void> check(const Store& store, const Caller& caller) const {
+        if (caller.privileged)
+            return {};
+        for (std::size_t i = 0; i < count_; ++i)
+            if (entries_[i].bytes > 0 &&
+                !StoreInternals::within_quota(store, entries_[i].domain, static_cast<std::uint64_t>(entries_[i].bytes)))
+                return Errc::enospc;
+        return {};
+    }
+
+private:
+    struct Entry {
+        DomId domain{0};
+        std::int64_t bytes = 0;
+    };
+    std::array<Entry, max_path_depth + 4> entries_{};
+    std::size_t count_ = 0;
+};
+
+// The copies rebuild_path(w, level) makes of chain[0..level-1]; the one at level-1 gains a child
+// when `inserting`.
+void plan_copies(ChargePlan& plan, const StoreMemory& memory, const View& view, const Walk& w, std::size_t level,
+                 bool inserting) {
+    for (std::size_t i = 0; i < level; ++i) {
+        const Node& old = *w.chain[i];
+        const std::uint32_t children = old.child_count + (inserting && i + 1 == level ? 1 : 0);
+        plan.charge(payer(view, old.perm_list()), node_charge(memory, old.bytes(), children));
+    }
+}
+
+// The log entry a change in a transaction adds (finish()).
+void plan_log(ChargePlan& plan, const StoreMemory& memory, const View& view, std::string_view path,
+              std::size_t perm_count) {
+    if (view.transaction != nullptr)
+        plan.charge(view.transaction->domain, memory.block_size(Change::bytes_for(perm_count, path.size())));
+}
+
+// The old nodes chain[0..last] that the change gives back when it swaps the root: those that no
+// other tree holds (one reference each, from the root down).
+void plan_release(ChargePlan& plan, const StoreMemory& memory, const Walk& w, std::size_t last) {
+    for (std::size_t i = 0; i <= last; ++i) {
+        const Node& old = *w.chain[i];
+        if (old.references != 1)
+            return;
+        plan.give_back(old.charged, node_charge(memory, old.bytes(), old.child_count));
+    }
+}
+
 }  // namespace
 
 const Node* StoreInternals::find(const View& view, std::string_view path) {
@@ -184,13 +263,13 @@ namespace {
 // the root, bumps the generation and fires the watches (a transaction's fire at commit), and
 // drops the old root last, as `perms` and what `accounting` walks may live in it.
 template <class F>
-Result<void> finish(Store& store, StoreMemory& memory, std::uint64_t& generation, const View& view, Node* new_root,
-                    std::string_view path, bool recursive, std::span<const Permission> perms, F&& accounting) {
+Result<void> finish(Store& store, std::uint64_t& generation, const View& view, Node* new_root, std::string_view path,
+                    bool recursive, std::span<const Permission> perms, F&& accounting) {
     if (new_root == nullptr)
         return Errc::enomem;
     if (view.transaction != nullptr) {
         if (auto logged = StoreInternals::log_change(store, *view.transaction, path, recursive, perms); !logged) {
-            unreference(memory, new_root);
+            unreference(store, new_root);
             return logged;
         }
     }
@@ -201,7 +280,7 @@ Result<void> finish(Store& store, StoreMemory& memory, std::uint64_t& generation
         ++generation;
         StoreInternals::fire(store, path, recursive, perms);
     }
-    unreference(memory, old_root);
+    unreference(store, old_root);
     return {};
 }
 
@@ -209,7 +288,7 @@ Result<void> finish(Store& store, StoreMemory& memory, std::uint64_t& generation
 
 Result<void> StoreInternals::write(Store& store, const Caller& caller, const View& view, std::string_view path,
                                    const std::string_view* value) {
-    StoreMemory& memory = store.memory_;
+    const StoreMemory& memory = store.memory_;
     std::uint64_t& generation = store.node_generation_;
     Walk w;
     walk(*view.root, path, w);
@@ -222,9 +301,18 @@ Result<void> StoreInternals::write(Store& store, const Caller& caller, const Vie
             return {};  // MKDIR of a node that exists: nothing to do, no watch fires
         if (!caller.privileged && data.size() > store.limits_.value_size)
             return Errc::enospc;
-        Node* copy = copy_node(memory, ++generation, *target, data, target->perm_list(), {});
-        Node* root = copy == nullptr ? nullptr : rebuild_path(memory, generation, w, w.depth, copy);
-        return finish(store, memory, store.generation_, view, root, path, false, target->perm_list(), [] {});
+        ChargePlan plan;
+        plan.charge(payer(view, target->perm_list()),
+                    node_charge(memory, node_bytes(target->perm_count, target->name_length, data.size()),
+                                target->child_count));
+        plan_copies(plan, memory, view, w, w.depth, false);
+        plan_log(plan, memory, view, path, target->perm_count);
+        plan_release(plan, memory, w, w.depth);
+        if (auto allowed = plan.check(store, caller); !allowed)
+            return allowed;
+        Node* copy = copy_node(store, view, ++generation, *target, data, target->perm_list(), {});
+        Node* root = copy == nullptr ? nullptr : rebuild_path(store, view, generation, w, w.depth, copy);
+        return finish(store, store.generation_, view, root, path, false, target->perm_list(), [] {});
     }
     const Node& ancestor = *w.nearest();
     if (!may_write(caller, ancestor.perm_list()))
@@ -243,9 +331,18 @@ Result<void> StoreInternals::write(Store& store, const Caller& caller, const Vie
         if (data.size() > store.limits_.value_size)
             return Errc::enospc;
     }
-    Node* top = build_missing(memory, generation, w, new_perms, new_perms, data);
-    Node* root = top == nullptr ? nullptr : rebuild_path(memory, generation, w, w.found + 1, top);
-    return finish(store, memory, store.generation_, view, root, path, false, new_perms, [&] {
+    ChargePlan plan;
+    plan.charge(payer(view, new_perms), node_charge(memory, node_bytes(perm_count, w.names[w.depth].size(), data.size()), 0));
+    for (std::size_t i = w.found + 1; i < w.depth; ++i)
+        plan.charge(payer(view, new_perms), node_charge(memory, node_bytes(perm_count, w.names[i].size(), 0), 1));
+    plan_copies(plan, memory, view, w, w.found + 1, true);
+    plan_log(plan, memory, view, path, perm_count);
+    plan_release(plan, memory, w, w.found);
+    if (auto allowed = plan.check(store, caller); !allowed)
+        return allowed;
+    Node* top = build_missing(store, view, generation, w, new_perms, new_perms, data);
+    Node* root = top == nullptr ? nullptr : rebuild_path(store, view, generation, w, w.found + 1, top);
+    return finish(store, store.generation_, view, root, path, false, new_perms, [&] {
         account(store, caller, view, new_perms[0].domain, static_cast<std::int64_t>(created));
     });
 }
@@ -260,8 +357,9 @@ Result<void> StoreInternals::remove(Store& store, const Caller& caller, const Vi
         return missing(caller, w);
     if (!may_write(caller, target->perm_list()))
         return Errc::eacces;
-    Node* root = rebuild_path(store.memory_, store.node_generation_, w, w.depth, nullptr);
-    return finish(store, store.memory_, store.generation_, view, root, path, true, target->perm_list(), [&] {
+    // Never refused for the byte quota: what it copies is the path above what it gives back.
+    Node* root = rebuild_path(store, view, store.node_generation_, w, w.depth, nullptr);
+    return finish(store, store.generation_, view, root, path, true, target->perm_list(), [&] {
         for_each_node(*target, [&](const Node& node) { account(store, caller, view, node.owner(), -1); });
     });
 }
@@ -281,9 +379,19 @@ Result<void> StoreInternals::set_perms(Store& store, const Caller& caller, const
         return Errc::enospc;
     if (!caller.privileged && perms[0].domain != target->owner())
         return Errc::eperm;
-    Node* copy = copy_node(store.memory_, ++store.node_generation_, *target, target->value(), perms, {});
-    Node* root = copy == nullptr ? nullptr : rebuild_path(store.memory_, store.node_generation_, w, w.depth, copy);
-    return finish(store, store.memory_, store.generation_, view, root, path, false, perms, [&] {
+    const StoreMemory& memory = store.memory_;
+    ChargePlan plan;
+    plan.charge(payer(view, perms),
+                node_charge(memory, node_bytes(perms.size(), target->name_length, target->value_length),
+                            target->child_count));
+    plan_copies(plan, memory, view, w, w.depth, false);
+    plan_log(plan, memory, view, path, perms.size());
+    plan_release(plan, memory, w, w.depth);
+    if (auto allowed = plan.check(store, caller); !allowed)
+        return allowed;
+    Node* copy = copy_node(store, view, ++store.node_generation_, *target, target->value(), perms, {});
+    Node* root = copy == nullptr ? nullptr : rebuild_path(store, view, store.node_generation_, w, w.depth, copy);
+    return finish(store, store.generation_, view, root, path, false, perms, [&] {
         if (perms[0].domain != target->owner()) {
             account(store, caller, view, target->owner(), -1);
             account(store, caller, view, perms[0].domain, 1);
@@ -299,9 +407,9 @@ Result<void> StoreInternals::ensure_node(Store& store, std::string_view path, st
     if (w.target() != nullptr)
         return set_perms(store, toolstack, view, path, perms);
     const Node& ancestor = *w.nearest();
-    Node* top = build_missing(store.memory_, store.node_generation_, w, ancestor.perm_list(), perms, {});
-    Node* root = top == nullptr ? nullptr : rebuild_path(store.memory_, store.node_generation_, w, w.found + 1, top);
-    return finish(store, store.memory_, store.generation_, view, root, path, false, perms, [&] {
+    Node* top = build_missing(store, view, store.node_generation_, w, ancestor.perm_list(), perms, {});
+    Node* root = top == nullptr ? nullptr : rebuild_path(store, view, store.node_generation_, w, w.found + 1, top);
+    return finish(store, store.generation_, view, root, path, false, perms, [&] {
         account(store, toolstack, view, ancestor.owner(), static_cast<std::int64_t>(w.depth - w.found - 1));
         account(store, toolstack, view, perms[0].domain, 1);
     });

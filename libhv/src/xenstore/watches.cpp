@@ -8,7 +8,8 @@
 // by default since XSA-115.
 //
 // A connection queues at most Limits::events_per_connection events; more, events that cannot get
-// memory and events longer than XENSTORE_PAYLOAD_MAX are dropped and counted (dropped_events()).
+// memory or would take an unprivileged domain over its byte quota (they are charged to it), and
+// events longer than XENSTORE_PAYLOAD_MAX are dropped and counted (dropped_events()).
 #include "internal.hpp"
 
 namespace hv::xenstore::detail {
@@ -25,16 +26,22 @@ Watch* find_watch(Watch** watches, std::string_view path, std::string_view token
     return nullptr;
 }
 
-void free_watch(StoreMemory& memory, Watch* watch) {
+void free_watch(Connection& c, Watch* watch) {
+    Store& store = StoreInternals::store_of(c);
+    StoreMemory& memory = StoreInternals::memory_of(store);
     const std::size_t bytes = watch->bytes();
+    StoreInternals::charge(store, c.domain(), -static_cast<std::int64_t>(memory.block_size(bytes)));
     watch->~Watch();
     memory.release(watch, bytes);
 }
 
 }  // namespace
 
-void free_event(StoreMemory& memory, QueuedEvent* event) {
+void free_event(Connection& c, QueuedEvent* event) {
+    Store& store = StoreInternals::store_of(c);
+    StoreMemory& memory = StoreInternals::memory_of(store);
     const std::size_t bytes = sizeof(QueuedEvent) + event->length;
+    StoreInternals::charge(store, c.domain(), -static_cast<std::int64_t>(memory.block_size(bytes)));
     event->~QueuedEvent();
     memory.release(event, bytes);
 }
@@ -46,9 +53,14 @@ Result<void> StoreInternals::add_watch(Connection& c, std::string_view path, std
         return Errc::eexist;
     if (!c.privileged_ && c.watch_count_ >= store.limits_.watches_per_domain)
         return Errc::e2big;
-    auto* watch = allocate<Watch>(store.memory_, sizeof(Watch) + path.size() + token.size());
+    const std::size_t bytes = sizeof(Watch) + path.size() + token.size();
+    const std::size_t charged = store.memory_.block_size(bytes);
+    if (!c.privileged_ && !within_quota(store, c.domain_, charged))
+        return Errc::e2big;
+    auto* watch = allocate<Watch>(store.memory_, bytes);
     if (watch == nullptr)
         return Errc::enomem;
+    charge(store, c.domain_, static_cast<std::int64_t>(charged));
     ::new (watch) Watch{c.watches_, static_cast<std::uint16_t>(path.size()), static_cast<std::uint16_t>(token.size()),
                         static_cast<std::uint16_t>(relative_skip)};
     char* text = const_cast<char*>(watch->path().data());
@@ -66,13 +78,13 @@ Result<void> StoreInternals::remove_watch(Connection& c, std::string_view path, 
     if (watch == nullptr)
         return Errc::enoent;
     *link = watch->next;
-    free_watch(c.store_.memory_, watch);
+    free_watch(c, watch);
     --c.watch_count_;
     return {};
 }
 
 void StoreInternals::drop_watches(Connection& c) {
-    drain(c.watches_, [&](Watch* watch) { free_watch(c.store_.memory_, watch); });
+    drain(c.watches_, [&](Watch* watch) { free_watch(c, watch); });
     c.watch_count_ = 0;
 }
 
@@ -113,11 +125,16 @@ void StoreInternals::queue_event(Connection& c, std::string_view path, std::stri
         return;
     }
     const std::size_t length = Connection::header_size + payload;
-    auto* event = allocate<QueuedEvent>(c.store_.memory_, sizeof(QueuedEvent) + length);
+    Store& store = c.store_;
+    const std::size_t charged = store.memory_.block_size(sizeof(QueuedEvent) + length);
+    auto* event = c.privileged_ || within_quota(store, c.domain_, charged)
+                      ? allocate<QueuedEvent>(store.memory_, sizeof(QueuedEvent) + length)
+                      : nullptr;
     if (event == nullptr) {
         ++c.dropped_events_;
         return;
     }
+    charge(store, c.domain_, static_cast<std::int64_t>(charged));
     ::new (event) QueuedEvent{nullptr, static_cast<std::uint32_t>(length)};
     const abi::xsd_sockmsg header{abi::XS_WATCH_EVENT, 0, 0, static_cast<std::uint32_t>(payload)};
     char* bytes = event->bytes();
@@ -137,7 +154,7 @@ void StoreInternals::queue_event(Connection& c, std::string_view path, std::stri
 }
 
 void StoreInternals::drop_events(Connection& c) {
-    drain(c.events_, [&](QueuedEvent* event) { free_event(c.store_.memory_, event); });
+    drain(c.events_, [&](QueuedEvent* event) { free_event(c, event); });
     c.last_event_ = nullptr;
     c.event_count_ = 0;
     c.event_sent_ = 0;

@@ -58,6 +58,7 @@ TEST_CASE_METHOD(StoreFixture, "xenstore: a write that runs out of memory at any
         const std::string before = snapshot(*store, paths);
         const std::size_t blocks = memory.blocks.size();
         const std::uint32_t owned = store->nodes_owned(DomId{1});
+        const std::uint64_t charged = store->bytes_charged(DomId{1});
         memory.fail_after = budget;
         const bool ok = store->write("/a/b/c/d", "new").has_value();
         memory.fail_after = -1;
@@ -69,6 +70,7 @@ TEST_CASE_METHOD(StoreFixture, "xenstore: a write that runs out of memory at any
         CHECK(snapshot(*store, paths) == before);
         CHECK(memory.blocks.size() == blocks);
         CHECK(store->nodes_owned(DomId{1}) == owned);
+        CHECK(store->bytes_charged(DomId{1}) == charged);
         CHECK(store->check_invariants());
     }
     // The same through the wire, in a transaction and out of one.
@@ -83,6 +85,7 @@ TEST_CASE_METHOD(StoreFixture, "xenstore: a write that runs out of memory at any
             }
             const std::string before = snapshot(*store, paths);
             const std::size_t blocks = memory.blocks.size();
+            const std::uint64_t charged = store->bytes_charged(DomId{1});
             memory.fail_after = budget;
             guest.send(abi::XS_WRITE, "n/m\0v"s, tx);
             (void)guest.connection.service();
@@ -94,6 +97,8 @@ TEST_CASE_METHOD(StoreFixture, "xenstore: a write that runs out of memory at any
             if (reply == strings({"ENOMEM"})) {
                 CHECK(snapshot(*store, paths) == before);
                 CHECK(memory.blocks.size() == blocks);
+                CHECK(store->bytes_charged(DomId{1}) == charged);
+                CHECK(store->check_invariants());
                 if (tx != 0)
                     REQUIRE(guest.ask(abi::XS_TRANSACTION_END, strings({"F"}), tx) == strings({"OK"}));
                 continue;
