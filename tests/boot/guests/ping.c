@@ -16,14 +16,6 @@
 static volatile char shared_page[4096] __attribute__((aligned(4096)));
 static volatile struct pvk_grant_entry_v1 grant_table[512] __attribute__((aligned(4096)));
 
-static int same(const volatile char *text, const char *expected)
-{
-    for (; *expected != '\0'; ++text, ++expected)
-        if (*text != *expected)
-            return 0;
-    return *text == '\0';
-}
-
 int pvk_main(const struct pvk_start_info *info)
 {
     pages_init(info);
@@ -69,7 +61,7 @@ int pvk_main(const struct pvk_start_info *info)
     report_text("ping: mean round trip ");
     report_text(mean);
     report_text(" ns\n");
-    report_check(same(shared_page, "hello from pong"), "pong's answer is in the granted page");
+    report_check(report_text_is(shared_page, "hello from pong"), "pong's answer is in the granted page");
 
     /* The same exchange with itself (an IPI port: send, then poll finds it pending): the round
      * trip without the two domain switches, for the note's switch cost. */

@@ -13,14 +13,6 @@
 
 static volatile char mapped_page[4096] __attribute__((aligned(4096)));
 
-static int same(const volatile char *text, const char *expected)
-{
-    for (; *expected != '\0'; ++text, ++expected)
-        if (*text != *expected)
-            return 0;
-    return *text == '\0';
-}
-
 int pvk_main(const struct pvk_start_info *info)
 {
     pages_init(info);
@@ -48,7 +40,7 @@ int pvk_main(const struct pvk_start_info *info)
                                            .ref = (uint32_t)xs_parse_decimal(gref_text),
                                            .dom = PING_DOMAIN};
     report_check(pvk_gnttabop_map_grant_ref(&map, 1) == 0 && map.status == 0, "ping's grant mapped");
-    report_check(same(mapped_page, "hello from ping"), "the granted page shows ping's message");
+    report_check(report_text_is(mapped_page, "hello from ping"), "the granted page shows ping's message");
     const char answer[] = "hello from pong";
     for (unsigned i = 0; i < sizeof answer; ++i)
         mapped_page[i] = answer[i];
@@ -65,7 +57,7 @@ int pvk_main(const struct pvk_start_info *info)
     uint32_t transaction = 0;
     report_check(xs_transaction_start(&transaction) == 0 && xs_write(transaction, "seen", "ping") == 0 &&
                      xs_read(0, "seen", value, sizeof value) != 0 && xs_transaction_end(transaction, 1) == 0 &&
-                     xs_read(0, "seen", value, sizeof value) == 0 && same(value, "ping"),
+                     xs_read(0, "seen", value, sizeof value) == 0 && report_text_is(value, "ping"),
                  "a transaction's write is seen outside only once committed");
     return report_failures();
 }

@@ -29,6 +29,14 @@ int report_check(int holds, const char *what)
     return holds;
 }
 
+int report_text_is(const volatile char *text, const char *expected)
+{
+    for (; *expected != '\0'; ++text, ++expected)
+        if (*text != *expected)
+            return 0;
+    return *text == '\0';
+}
+
 int report_failures(void)
 {
     return failures;

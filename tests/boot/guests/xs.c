@@ -116,18 +116,23 @@ static int check(int type, uint32_t expected, const char *reply)
     return -1;
 }
 
-int xs_write(uint32_t transaction, const char *path, const char *value)
+/* A request whose payload is `path` with its NUL, then `rest_length` bytes of `rest`. */
+static int path_request(uint32_t type, uint32_t transaction, const char *path, const char *rest, uint32_t rest_length)
 {
     char message[512], reply[64];
-    const uint32_t path_length = length_of(path) + 1, value_length = length_of(value);
-    if (path_length + value_length > sizeof message)
+    const uint32_t path_length = length_of(path) + 1;
+    if (path_length + rest_length > sizeof message)
         return -1;
     for (uint32_t i = 0; i < path_length; ++i)
         message[i] = path[i];
-    for (uint32_t i = 0; i < value_length; ++i)
-        message[path_length + i] = value[i];
-    return check(xs_request(PVK_XS_WRITE, transaction, message, path_length + value_length, reply, sizeof reply),
-                 PVK_XS_WRITE, reply);
+    for (uint32_t i = 0; i < rest_length; ++i)
+        message[path_length + i] = rest[i];
+    return check(xs_request(type, transaction, message, path_length + rest_length, reply, sizeof reply), type, reply);
+}
+
+int xs_write(uint32_t transaction, const char *path, const char *value)
+{
+    return path_request(PVK_XS_WRITE, transaction, path, value, length_of(value));
 }
 
 int xs_read(uint32_t transaction, const char *path, char *value, uint32_t capacity)
@@ -137,30 +142,12 @@ int xs_read(uint32_t transaction, const char *path, char *value, uint32_t capaci
 
 int xs_set_perms(const char *path, const char *perms, uint32_t perms_length)
 {
-    char message[256], reply[64];
-    const uint32_t path_length = length_of(path) + 1;
-    if (path_length + perms_length > sizeof message)
-        return -1;
-    for (uint32_t i = 0; i < path_length; ++i)
-        message[i] = path[i];
-    for (uint32_t i = 0; i < perms_length; ++i)
-        message[path_length + i] = perms[i];
-    return check(xs_request(PVK_XS_SET_PERMS, 0, message, path_length + perms_length, reply, sizeof reply),
-                 PVK_XS_SET_PERMS, reply);
+    return path_request(PVK_XS_SET_PERMS, 0, path, perms, perms_length);
 }
 
 int xs_watch(const char *path, const char *token)
 {
-    char message[256], reply[64];
-    const uint32_t path_length = length_of(path) + 1, token_length = length_of(token) + 1;
-    if (path_length + token_length > sizeof message)
-        return -1;
-    for (uint32_t i = 0; i < path_length; ++i)
-        message[i] = path[i];
-    for (uint32_t i = 0; i < token_length; ++i)
-        message[path_length + i] = token[i];
-    return check(xs_request(PVK_XS_WATCH, 0, message, path_length + token_length, reply, sizeof reply), PVK_XS_WATCH,
-                 reply);
+    return path_request(PVK_XS_WATCH, 0, path, token, length_of(token) + 1);
 }
 
 int xs_transaction_start(uint32_t *transaction)
