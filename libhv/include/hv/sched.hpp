@@ -157,6 +157,9 @@ private:
     std::uint64_t advance(std::uint64_t now);
     void charge_current(std::uint64_t now);
     void detach_current();
+    // Takes `vcpu` off the CPU (charged up to `now`) or out of its run queue; false when it was
+    // in neither (blocked).
+    bool take_off(SchedVcpu& vcpu, std::uint64_t now);
     void queue_normal_tail(SchedVcpu& vcpu);
     void queue_normal_head(SchedVcpu& vcpu);
     std::uint64_t deadline() const;

@@ -109,15 +109,22 @@ void Scheduler::add(SchedVcpu& vcpu) {
     members_.push_back(vcpu);
 }
 
+bool Scheduler::take_off(SchedVcpu& vcpu, std::uint64_t now) {
+    if (current_ == &vcpu) {
+        charge_current(now);
+        detach_current();
+        return true;
+    }
+    if (vcpu.state_ != VcpuState::runnable)
+        return false;
+    (vcpu.boosted_ ? boosted_ : normal_).erase(RunQueue::s_iterator_to(vcpu));
+    return true;
+}
+
 void Scheduler::remove(SchedVcpu& vcpu) {
     if (vcpu.owner_ != this)
         return;
-    if (current_ == &vcpu) {
-        charge_current(now_);
-        detach_current();
-    } else if (vcpu.state_ == VcpuState::runnable) {
-        (vcpu.boosted_ ? boosted_ : normal_).erase(RunQueue::s_iterator_to(vcpu));
-    }
+    (void)take_off(vcpu, now_);
     members_.erase(Members::s_iterator_to(vcpu));
     vcpu.owner_ = nullptr;
     vcpu.state_ = VcpuState::offline;
@@ -145,16 +152,8 @@ void Scheduler::wake(SchedVcpu& vcpu, std::uint64_t now) {
 
 void Scheduler::block(SchedVcpu& vcpu, std::uint64_t now) {
     now = advance(now);
-    if (vcpu.owner_ != this)
-        return;
-    if (current_ == &vcpu) {
-        charge_current(now);
-        detach_current();
-    } else if (vcpu.state_ == VcpuState::runnable) {
-        (vcpu.boosted_ ? boosted_ : normal_).erase(RunQueue::s_iterator_to(vcpu));
-    } else {
-        return;  // already blocked
-    }
+    if (vcpu.owner_ != this || !take_off(vcpu, now))
+        return;  // a stranger, or already blocked
     vcpu.state_ = VcpuState::blocked;
     vcpu.boosted_ = false;
     vcpu.blocked_at_ns_ = now;
