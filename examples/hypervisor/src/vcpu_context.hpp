@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// What guest_run.cpp (the running vCPU: its hypercalls, traps and way back) and guest_schedule.cpp
+// (which vCPU runs, the context switch, stopped domains) share inside the reference hypervisor.
+#pragma once
+
+#include <hv/domain_hypercalls.hpp>
+#include <hv/pv_emulate.hpp>
+#include <hv/pv_segments.hpp>
+#include <hv/pv_timers.hpp>
+#include <hv/pv_traps.hpp>
+#include <hv/pv_vcpu_op.hpp>
+#include <hv/sched.hpp>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+
+#include "guest_frame.hpp"
+#include "guest_run.hpp"
+#include "serial.hpp"
+
+namespace hypervisor {
+
+inline constexpr Serial console{Serial::com1};
+inline constexpr std::uint64_t frame_mask = 0x000F'FFFF'FFFF'F000;
+
+// Interrupts are off while a hypercall runs: a long one (a batch, a big console write) gives the
+// CPU back through its continuation once a timer is due or the running vCPU's turn is over
+// while another waits (defined with the scheduling below).
+class TurnPreemption final : public hv::Preemption {
+public:
+    bool pending() override;
+};
+
+// libhv's hypercalls and the trap layer's, for the running vCPU, whose saved registers are the
+// frame being handled.
+class HypervisorCalls final : public hv::domain::Hypercalls {
+public:
+    using Hypercalls::Hypercalls;
+
+    long set_trap_table(hv::domain::HypercallCaller& caller, const hv::hypercall_args::set_trap_table& args) {
+        return hv::pv::set_trap_table(pv, caller.memory, caller.preemption, caller.continuation, args);
+    }
+    long stack_switch(hv::domain::HypercallCaller&, const hv::hypercall_args::stack_switch& args) {
+        return hv::pv::stack_switch(pv, args);
+    }
+    long iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&);
+    long set_callbacks(hv::domain::HypercallCaller&, const hv::hypercall_args::set_callbacks& args) {
+        return hv::pv::set_callbacks(pv, args);
+    }
+    long callback_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::callback_op& args) {
+        return hv::pv::callback_op(pv, caller.memory, args);
+    }
+    long set_timer_op(hv::domain::HypercallCaller&, const hv::hypercall_args::set_timer_op& args);
+    long set_segment_base(hv::domain::HypercallCaller&, const hv::hypercall_args::set_segment_base& args);
+    long fpu_taskswitch(hv::domain::HypercallCaller&, const hv::hypercall_args::fpu_taskswitch& args) {
+        return hv::pv::fpu_taskswitch(pv, args);  // the CPU's TS follows on the way back
+    }
+    long set_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::set_debugreg& args);
+    long vcpu_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::vcpu_op& args);
+    long physdev_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::physdev_op& args) {
+        return hv::pv::physdev_op(pv, caller.memory, args);
+    }
+    long get_debugreg(hv::domain::HypercallCaller&, const hv::hypercall_args::get_debugreg& args) {
+        return hv::pv::get_debugreg(pv, args);
+    }
+
+    hv::pv::PvVcpu pv;
+    hv::pv::SegmentBases bases;
+    hv::pv::VcpuTimers timers;
+    hv::pv::Runstate runstate;
+    std::optional<std::uint64_t> poll_deadline;
+    GuestFrame* frame = nullptr;
+};
+
+// One vCPU of a domain: what the trap layer keeps of it, and its registers, FPU state and data
+// selectors while another vCPU has the CPU.
+struct VcpuContext {
+    VcpuContext(hv::domain::Domains& domains, hv::domain::Domain& owner)
+        : calls{domains}, domain{&owner}, sched{owner.id(), 0} {}
+
+    HypervisorCalls calls;
+    hv::domain::Domain* domain;
+    GuestFrame frame{};
+    alignas(16) std::array<std::byte, 512> fpu{};  // FXSAVE format
+    hv::pv::DataSelectors selectors{};
+    hv::sched::SchedVcpu sched;
+    bool reaped = false;            // its domain stopped and was destroyed (or preserved)
+    bool powered_off = false;       // how it stopped, kept past its destruction
+    bool preserved = false;         // kept as it stopped (on_crash = "preserve" ...)
+    std::size_t entry = 0;          // its bundle entry, to build it again
+    StopActions actions{};
+    hv::builder::DomainAction action = hv::builder::DomainAction::destroy;  // the one its stop chose
+};
+// The vCPU on the CPU, its domain and its handlers.
+struct Running {
+    hv::domain::Domains* domains = nullptr;
+    hv::domain::Domain* domain = nullptr;
+    HypervisorCalls* handlers = nullptr;
+    VcpuContext* context = nullptr;
+};
+extern Running running;
+// ---- guest_run.cpp: the running vCPU ----
+// The page tables of the running guest kernel (`kernel`) or of its user mode, if it has set them.
+std::optional<std::uint64_t> mode_root(bool kernel);
+// The running vCPU's segment bases into the CPU.
+void load_segment_bases();
+// The guest's data segment selectors, as the CPU holds them.
+hv::pv::DataSelectors data_selectors();
+// The CPU's CR0.TS is clear (the FPU state is saved or loaded).
+void clear_task_switched();
+// The running vCPU's runstate changes, and the guest's copy follows.
+void set_runstate(std::int32_t state);
+// On every way back to the guest: a pending event, the guest's TS, the registers checked.
+void deliver_pending_event(GuestFrame& frame);
+
+// ---- guest_schedule.cpp: which vCPU runs ----
+bool live(const VcpuContext& context);
+// The PIT is armed for the next timer, and for the end of the running vCPU's turn.
+void arm_timer();
+void on_timer_interrupt();
+void on_serial_input_interrupt();
+// The way back to the guest after any entry: the running vCPU goes on, or another takes the CPU.
+void return_to_guest(GuestFrame& frame);
+// Another vCPU runs (the running one stopped, or the CPU idles until one can).
+[[noreturn]] void run_next();
+
+}  // namespace hypervisor
