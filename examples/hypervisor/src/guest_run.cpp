@@ -90,7 +90,7 @@ public:
 std::optional<std::uint64_t> mode_root(bool kernel) {
     if (running.domain == nullptr)
         return std::nullopt;
-    const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[0];
+    const hv::mm::VcpuMmu& mmu = running.domain->storage.vcpu_memory[running.context->vcpu];
     const auto base = kernel ? mmu.kernel_base : mmu.user_base;
     return base ? std::optional{base->value << 12} : std::nullopt;
 }
@@ -102,6 +102,8 @@ GuestAddressSpace current_space{[] { return cpu::read_cr3() & frame_mask; }};
 // The guest kernel's view, whichever mode runs: hypercall arguments, and the frames bounced onto
 // the kernel stack, which a user mode's page tables need not map.
 GuestAddressSpace kernel_space{[] { return mode_root(true).value_or(cpu::read_cr3() & frame_mask); }};
+
+}  // namespace
 
 hv::pv::GuestRegisters registers_of(const GuestFrame& frame) {
     return {frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp, frame.rsp,
@@ -132,7 +134,9 @@ void store(const hv::pv::GuestRegisters& registers, GuestFrame& frame) {
     frame.ss = registers.ss;
 }
 
-hv::abi::vcpu_info& vcpu_info() { return *running.domain->events->vcpus[0].info; }
+namespace {
+
+hv::abi::vcpu_info& vcpu_info() { return *running.domain->events->vcpus[running.context->vcpu].info; }
 
 // The CPU's FS base, and the running mode's GS base, are the vCPU's: the guest changes them
 // without the hypervisor when it loads a selector into %fs or %gs (the descriptor's base). Read
@@ -272,7 +276,7 @@ long HypervisorCalls::set_segment_base(hv::domain::HypercallCaller&,
 }
 
 long HypervisorCalls::vcpu_op(hv::domain::HypercallCaller& caller, const hv::hypercall_args::vcpu_op& args) {
-    hv::pv::VcpuOpCaller vcpu{domains(), caller.domain, caller.vcpu, caller.memory, timers, runstate, clock::now_ns()};
+    hv::pv::VcpuOpCaller vcpu{domains(), caller.domain, caller.vcpu, caller.memory, *running.context->run, clock::now_ns()};
     const long result = hv::pv::vcpu_op(vcpu, args);
     arm_timer();
     return result;
@@ -290,7 +294,7 @@ long HypervisorCalls::set_debugreg(hv::domain::HypercallCaller&, const hv::hyper
 
 long HypervisorCalls::iret(hv::domain::HypercallCaller& caller, const hv::hypercall_args::iret&) {
     hv::pv::GuestRegisters registers = registers_of(*frame);
-    const bool has_user_base = caller.domain.storage.vcpu_memory[0].user_base.has_value();
+    const bool has_user_base = caller.domain.storage.vcpu_memory[caller.vcpu].user_base.has_value();
     const auto resumed = hv::pv::iret(pv, vcpu_info(), caller.memory, registers, has_user_base);
     if (!resumed) {
         running.domains->crash(caller.domain);
@@ -327,7 +331,7 @@ bool handle_guest_fault(GuestFrame& frame, std::uint64_t cr2) {
     if (vector == page_fault) {
         static NeverPreempt preemption;
         hv::Continuation continuation;
-        hv::mm::MmuCaller caller{running.domain->memory, running.domain->storage.vcpu_memory[0], current_space,
+        hv::mm::MmuCaller caller{running.domain->memory, running.domain->storage.vcpu_memory[running.context->vcpu], current_space,
                                  preemption, continuation};
         if (hv::pv::emulate_page_table_write(calls.pv, calls.bases, registers, running.domains->page_tables(), caller,
                                              error_code, cr2))
@@ -373,7 +377,7 @@ extern "C" void hv_syscall(GuestFrame* frame) {
     }
     running.handlers->frame = frame;
     hv::Continuation continuation;
-    hv::domain::HypercallCaller caller{*running.domain, 0, kernel_space, preemption, continuation};
+    hv::domain::HypercallCaller caller{*running.domain, running.context->vcpu, kernel_space, preemption, continuation};
     const long result = hv::domain::hypercall(
         *running.handlers, caller, {frame->rax, {frame->rdi, frame->rsi, frame->rdx, frame->r10, frame->r8}});
     if (continuation.requested) {

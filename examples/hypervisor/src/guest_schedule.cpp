@@ -20,9 +20,12 @@ namespace {
 
 constexpr std::uint64_t interrupts_enabled = 0x202;
 
-// Every vCPU that runs, in the order domains were built.
-std::array<VcpuContext*, hv::builder::max_bundle_domains> contexts{};
-std::size_t context_count = 0;
+// Every domain that runs, in the order they were built.
+std::array<DomainRun, hv::builder::max_bundle_domains> runs{};
+std::size_t run_count = 0;
+std::span<DomainRun> domain_runs() { return {runs.data(), run_count}; }
+
+bool live(const DomainRun& run) { return run.domain->state == hv::domain::DomainState::running; }
 bool every_domain_built = true;
 std::uint64_t idle_root = 0;  // the hypervisor's own page tables, for the CPU between vCPUs
 std::uint64_t heap_before_domains = 0;  // free frames before any domain was built
@@ -40,17 +43,17 @@ std::uint64_t turn_end = hv::sched::no_deadline;
 // The scheduler learns whether the vCPU can run now (both calls are no-ops when nothing changed).
 void update_scheduler(VcpuContext& context) {
     const std::uint64_t now = clock::now_ns();
-    if (live(context) && context.domain->runnable(0))
+    if (live(context) && context.domain->runnable(context.vcpu))
         scheduler().wake(context.sched, now);
     else
         scheduler().block(context.sched, now);
 }
 
 VcpuContext& context_of(const hv::sched::SchedVcpu& sched) {
-    std::size_t at = 0;
-    while (&contexts[at]->sched != &sched)
-        ++at;
-    return *contexts[at];
+    DomainRun* run = runs.data();
+    while (run->domain->id() != sched.domain)
+        ++run;
+    return run->vcpus[sched.vcpu];
 }
 
 // The scheduler decides who runs now; the end of its turn goes to the PIT with the timers.
@@ -67,11 +70,13 @@ std::optional<std::uint64_t> next_timer() {
         if (candidate && (!deadline || *candidate < *deadline))
             deadline = candidate;
     };
-    for (std::size_t i = 0; i < context_count; ++i) {
-        if (!live(*contexts[i]))
+    for (const DomainRun& run : domain_runs()) {
+        if (!live(run))
             continue;
-        consider(contexts[i]->calls.timers.next_deadline());
-        consider(contexts[i]->calls.poll_deadline);
+        for (const VcpuContext& context : run.vcpus) {
+            consider(context.calls.timers.next_deadline());
+            consider(context.calls.poll_deadline);
+        }
     }
     return deadline;
 }
@@ -85,9 +90,9 @@ hv::console::ConsoleInput serial_input;
 // The domain with the input, moved on from one that stopped; nullptr when none runs.
 hv::domain::Domain* input_focus() {
     hv::domain::Domain* focus = nullptr;
-    for (std::size_t i = 0; i < context_count; ++i) {
-        hv::domain::Domain& domain = *contexts[i]->domain;
-        const bool chosen = focus == nullptr && live(*contexts[i]);
+    for (DomainRun& run : domain_runs()) {
+        hv::domain::Domain& domain = *run.domain;
+        const bool chosen = focus == nullptr && live(run);
         domain.console_input = chosen ? &serial_input : nullptr;
         if (chosen)
             focus = &domain;
@@ -111,17 +116,17 @@ void take_serial_input() {
 [[noreturn]] void finish() {
     bool all_powered_off = every_domain_built;
     console.write("all domains have stopped: ");
-    for (std::size_t i = 0; i < context_count; ++i) {
-        const bool powered_off = contexts[i]->powered_off;
+    for (const DomainRun& run : domain_runs()) {
+        const bool powered_off = run.powered_off;
         all_powered_off = all_powered_off && powered_off;
-        console.write(i == 0 ? "" : ", ");
-        console.write(contexts[i]->domain->name());
+        console.write(&run == runs.data() ? "" : ", ");
+        console.write(run.domain->name());
         console.write(powered_off ? " powered off" : " did not power off");
     }
     console.write("\n");
     const std::uint64_t free_now = running.domains->frames().free_frames();
-    const bool any_preserved = std::any_of(contexts.begin(), contexts.begin() + context_count,
-                                           [](const VcpuContext* context) { return context->preserved; });
+    const bool any_preserved =
+        std::any_of(runs.begin(), runs.begin() + run_count, [](const DomainRun& run) { return run.preserved; });
     if (any_preserved) {
         console.write("memory: preserved domains keep theirs\n");
     } else if (free_now == heap_before_domains) {
@@ -170,7 +175,9 @@ void save_running(const GuestFrame& entry) {
     clear_task_switched();
     cpu::save_fpu(context.fpu.data());
     if (live(context))
-        set_runstate(context.domain->runnable(0) ? pvkit::abi::RUNSTATE_runnable : pvkit::abi::RUNSTATE_blocked);
+        set_runstate(!context.domain->vcpus[context.vcpu].online ? pvkit::abi::RUNSTATE_offline
+                     : context.domain->runnable(context.vcpu)      ? pvkit::abi::RUNSTATE_runnable
+                                                                   : pvkit::abi::RUNSTATE_blocked);
 }
 
 // `next` takes the CPU: its GDT, then the selectors that may name it, its segment bases, page
@@ -179,7 +186,7 @@ void load_running(VcpuContext& next, GuestFrame& entry) {
     running.context = &next;
     running.domain = next.domain;
     running.handlers = &next.calls;
-    load_guest_gdt(next.domain->storage.vcpu_memory[0]);
+    load_guest_gdt(next.domain->storage.vcpu_memory[next.vcpu]);
     load_data_selectors(next.selectors);
     load_segment_bases();
     load_guest_page_tables();
@@ -192,42 +199,37 @@ void load_running(VcpuContext& next, GuestFrame& entry) {
     arm_timer();
 }
 
-hv::builder::DomainAction action_for(const VcpuContext& context) {
-    switch (context.domain->shutdown_reason) {
+hv::builder::DomainAction action_for(const DomainRun& run) {
+    switch (run.domain->shutdown_reason) {
     case pvkit::abi::SHUTDOWN_poweroff:
-        return context.actions.poweroff;
+        return run.actions.poweroff;
     case pvkit::abi::SHUTDOWN_reboot:
-        return context.actions.reboot;
+        return run.actions.reboot;
     case pvkit::abi::SHUTDOWN_crash:
-        return context.actions.crash;
+        return run.actions.crash;
     default:
         return hv::builder::DomainAction::destroy;
     }
 }
 
-void init_context(VcpuContext& context, const hv::builder::InitialRegisters& registers);
+void start_vcpus(DomainRun& run, hv::domain::Domain& domain, const hv::builder::InitialRegisters& registers);
 
-// The destroyed domain of `context` is built again as a new domain, which runs in its place.
-void restart(VcpuContext& context) {
+// The destroyed domain of `run` is built again as a new domain, which runs in its place.
+void restart(DomainRun& run) {
     const hv::DomId id{next_domain_id++};
     console.write("(");
-    console.write(context.domain->name());
+    console.write(run.domain->name());
     console.write(") restarting as domain ");
     console.write_decimal(id.value);
     console.write("\n");
     hv::builder::InitialRegisters registers{};
-    hv::domain::Domain* domain = rebuild_domain(context.entry, id, registers);
+    hv::domain::Domain* domain = rebuild_domain(run.entry, id, registers);
     if (domain == nullptr)
         return;  // it stays destroyed, as it stopped
-    const std::size_t entry = context.entry;
-    const StopActions actions = context.actions;
-    context.~VcpuContext();
-    auto* fresh = new (&context) VcpuContext{*running.domains, *domain};
-    fresh->entry = entry;
-    fresh->actions = actions;
-    init_context(*fresh, registers);
-    scheduler().add(fresh->sched);
-    (void)running.domains->unpause(*domain);
+    for (VcpuContext& context : run.vcpus)
+        context.~VcpuContext();
+    run.reaped = run.powered_off = false;
+    start_vcpus(run, *domain, registers);
 }
 
 // Domains that stopped give back their memory, ports, grants and store connection, a bounded
@@ -235,39 +237,34 @@ void restart(VcpuContext& context) {
 // the others go on. Never the page tables in the CPU: the caller loaded others.
 void reap() {
     constexpr unsigned budget = 256;
-    for (std::size_t i = 0; i < context_count; ++i) {
-        VcpuContext& context = *contexts[i];
-        hv::domain::Domain& domain = *context.domain;
-        if (context.reaped || domain.state == hv::domain::DomainState::running)
+    for (DomainRun& run : domain_runs()) {
+        hv::domain::Domain& domain = *run.domain;
+        if (run.reaped || domain.state == hv::domain::DomainState::running)
             continue;
         if (domain.state == hv::domain::DomainState::shutdown) {  // first seen stopped: how, and what now
-            context.powered_off = domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
-            context.action = action_for(context);
+            run.powered_off = domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
+            run.action = action_for(run);
         }
-        const hv::builder::DomainAction action = context.action;
-        scheduler().remove(context.sched);
+        const hv::builder::DomainAction action = run.action;
+        for (VcpuContext& context : run.vcpus)
+            scheduler().remove(context.sched);
         if (action == hv::builder::DomainAction::preserve) {
-            context.reaped = context.preserved = true;
+            run.reaped = run.preserved = true;
             continue;
         }
-        context.reaped = running.domains->destroy(domain, budget);
-        if (context.reaped && action == hv::builder::DomainAction::restart)
-            restart(context);
+        run.reaped = running.domains->destroy(domain, budget);
+        if (run.reaped && action == hv::builder::DomainAction::restart)
+            restart(run);
     }
 }
 
 bool teardown_unfinished() {
-    for (std::size_t i = 0; i < context_count; ++i)
-        if (!contexts[i]->reaped && !live(*contexts[i]))
-            return true;
-    return false;
+    return std::any_of(runs.begin(), runs.begin() + run_count,
+                       [](const DomainRun& run) { return !run.reaped && !live(run); });
 }
 
 bool any_live() {
-    for (std::size_t i = 0; i < context_count; ++i)
-        if (live(*contexts[i]))
-            return true;
-    return false;
+    return std::any_of(runs.begin(), runs.begin() + run_count, [](const DomainRun& run) { return live(run); });
 }
 
 // Enters the next runnable vCPU; while none is, the CPU idles until an interrupt (a timer, an
@@ -293,8 +290,8 @@ bool any_live() {
             // in a bounded number of passes; finish() reports frames a broken one kept.
             constexpr unsigned max_passes = 1 << 16;
             const auto all_reaped = [] {
-                return std::all_of(contexts.begin(), contexts.begin() + context_count,
-                                   [](const VcpuContext* context) { return context->reaped; });
+                return std::all_of(runs.begin(), runs.begin() + run_count,
+                                   [](const DomainRun& run) { return run.reaped; });
             };
             for (unsigned pass = 0; pass < max_passes && !all_reaped(); ++pass)
                 reap();
@@ -309,25 +306,52 @@ bool any_live() {
     }
 }
 
-// A new vCPU's registers, FPU state and timers: from `registers`, the FPU as FNINIT leaves it
-// with SSE exceptions masked, the periodic timer running.
-void init_context(VcpuContext& context, const hv::builder::InitialRegisters& registers) {
-    context.frame.rip = registers.rip;
-    context.frame.rsp = registers.rsp;
-    context.frame.rsi = registers.rsi;
-    context.frame.cs = guest_cs64;
-    context.frame.ss = guest_ss;
-    context.frame.rflags = interrupts_enabled;
-    constexpr std::uint16_t initial_control = 0x037F;  // FCW, at byte 0
-    constexpr std::uint32_t initial_mxcsr = 0x1F80;    // MXCSR, at byte 24
-    std::memcpy(context.fpu.data(), &initial_control, sizeof initial_control);
-    std::memcpy(context.fpu.data() + 24, &initial_mxcsr, sizeof initial_mxcsr);
+// A new vCPU's FPU state and timers: the FPU as a new vCPU has it, the periodic timer running.
+void init_context(VcpuContext& context) {
+    context.fpu = hv::pv::initial_fpu();
     context.calls.timers.next_period = clock::now_ns() + context.calls.timers.period;
+}
+
+// The contexts of `domain`'s vCPUs, in `run`'s storage: vCPU 0 runs from `registers`, the others
+// are offline until VCPUOP_initialise and VCPUOP_up.
+void start_vcpus(DomainRun& run, hv::domain::Domain& domain, const hv::builder::InitialRegisters& registers) {
+    run.domain = &domain;
+    for (std::uint32_t vcpu = 0; vcpu < run.vcpus.size(); ++vcpu) {
+        VcpuContext& context = *new (&run.vcpus[vcpu]) VcpuContext{*running.domains, run, domain, vcpu};
+        init_context(context);
+        if (vcpu != 0)
+            hv::pv::change_runstate(context.calls.runstate, pvkit::abi::RUNSTATE_offline, clock::now_ns());
+        scheduler().add(context.sched);
+    }
+    GuestFrame& frame = run.vcpus[0].frame;
+    frame.rip = registers.rip;
+    frame.rsp = registers.rsp;
+    frame.rsi = registers.rsi;
+    frame.cs = guest_cs64;
+    frame.ss = guest_ss;
+    frame.rflags = interrupts_enabled;
+    (void)running.domains->unpause(domain);  // the platform's kick puts vCPU 0 in the run queue
+}
+
+DomainRun& run_of(const hv::domain::Domain& domain) {
+    DomainRun* run = runs.data();
+    while (run->domain != &domain)
+        ++run;
+    return *run;
 }
 
 }  // namespace
 
-bool live(const VcpuContext& context) { return context.domain->state == hv::domain::DomainState::running; }
+bool live(const VcpuContext& context) { return live(*context.run); }
+
+void DomainRun::start(std::uint32_t vcpu, const hv::pv::VcpuStart& start) {
+    VcpuContext& context = vcpus[vcpu];
+    store(start.registers, context.frame);
+    context.fpu = start.fpu;
+    context.calls.pv = start.pv;
+    context.calls.bases = start.bases;
+    context.selectors = {};
+}
 
 // The PIT is armed for the next timer, and for the end of the running vCPU's turn.
 void arm_timer() {
@@ -353,16 +377,18 @@ void on_timer_interrupt() {
     clock::timer_interrupt_arrived();
     take_serial_input();
     const std::uint64_t now = clock::now_ns();
-    for (std::size_t i = 0; i < context_count; ++i) {
-        VcpuContext& context = *contexts[i];
-        if (!live(context))
+    for (DomainRun& run : domain_runs()) {
+        if (!live(run))
             continue;
-        HypervisorCalls& calls = context.calls;
-        if (calls.timers.expire(now))
-            (void)running.domains->event_channels().send_virq(*context.domain->events, 0, pvkit::abi::VIRQ_TIMER);
-        if (calls.poll_deadline && *calls.poll_deadline <= now) {
-            calls.poll_deadline.reset();
-            running.domains->poll_timed_out(context.domain->id(), 0);
+        for (VcpuContext& context : run.vcpus) {
+            HypervisorCalls& calls = context.calls;
+            if (calls.timers.expire(now))
+                (void)running.domains->event_channels().send_virq(*run.domain->events, context.vcpu,
+                                                                  pvkit::abi::VIRQ_TIMER);
+            if (calls.poll_deadline && *calls.poll_deadline <= now) {
+                calls.poll_deadline.reset();
+                running.domains->poll_timed_out(run.domain->id(), context.vcpu);
+            }
         }
     }
     arm_timer();
@@ -400,38 +426,37 @@ void set_poll_deadline(std::uint64_t deadline_ns) {
     arm_timer();
 }
 
-void vcpu_woken(const hv::domain::Domain& domain) {
-    for (std::size_t i = 0; i < context_count; ++i)
-        if (contexts[i]->domain == &domain)
-            update_scheduler(*contexts[i]);
+void vcpu_woken(const hv::domain::Domain& domain, std::uint32_t vcpu) {
+    update_scheduler(run_of(domain).vcpus[vcpu]);
 }
 
-void vcpu_yielded(const hv::domain::Domain& domain) {
-    for (std::size_t i = 0; i < context_count; ++i)
-        if (contexts[i]->domain == &domain)
-            scheduler().yield(contexts[i]->sched, clock::now_ns());
+void vcpu_yielded(const hv::domain::Domain& domain, std::uint32_t vcpu) {
+    scheduler().yield(run_of(domain).vcpus[vcpu].sched, clock::now_ns());
 }
 
-std::size_t guest_vcpu_size() { return (sizeof(VcpuContext) + 63) / 64 * 64; }
+void guest_gdt_changed(const hv::mm::VcpuMmu& vcpu) {
+    if (running.context != nullptr && &running.domain->storage.vcpu_memory[running.context->vcpu] == &vcpu)
+        load_guest_gdt(vcpu);
+}
 
-void add_guest_vcpu(hv::domain::Domains& domains, hv::domain::Domain& domain,
-                    const hv::builder::InitialRegisters& registers, std::byte* storage, std::size_t entry,
-                    const StopActions& actions) {
-    if (context_count == 0)
+std::size_t guest_vcpu_size() { return sizeof(VcpuContext); }
+
+void add_guest_domain(hv::domain::Domains& domains, hv::domain::Domain& domain,
+                      const hv::builder::InitialRegisters& registers, std::byte* storage, std::size_t entry,
+                      const StopActions& actions) {
+    if (run_count == 0)
         new (scheduler_storage) hv::sched::Scheduler{};
-    auto* context = new (storage) VcpuContext{domains, domain};
-    context->entry = entry;
-    context->actions = actions;
-    init_context(*context, registers);
-    contexts[context_count++] = context;
+    running.domains = &domains;
+    DomainRun& run = runs[run_count++];
+    run.vcpus = {reinterpret_cast<VcpuContext*>(storage), domain.vcpu_count()};
+    run.entry = entry;
+    run.actions = actions;
     next_domain_id = std::max<std::uint16_t>(next_domain_id, domain.id().value + 1);
-    scheduler().add(context->sched);
-    (void)domains.unpause(domain);  // the platform's kick puts it in the run queue
+    start_vcpus(run, domain, registers);
 }
 
-void run_domains(hv::domain::Domains& domains, bool all_built, std::uint64_t free_frames_before,
+void run_domains(bool all_built, std::uint64_t free_frames_before,
                  RebuildDomain rebuild) {
-    running.domains = &domains;
     rebuild_domain = rebuild;
     every_domain_built = all_built;
     heap_before_domains = free_frames_before;

@@ -18,16 +18,16 @@ void DirectMap::flush_tlb(const hv::mm::DomainMemory&) { load_guest_page_tables(
 
 void DirectMap::flush_caches() { asm volatile("wbinvd" : : : "memory"); }
 
-void DirectMap::gdt_changed(const hv::mm::DomainMemory&, const hv::mm::VcpuMmu& vcpu) { load_guest_gdt(vcpu); }
+void DirectMap::gdt_changed(const hv::mm::DomainMemory&, const hv::mm::VcpuMmu& vcpu) { guest_gdt_changed(vcpu); }
 
 void DirectMap::descriptor_changed(const hv::mm::DomainMemory&, hv::Mfn frame, unsigned index,
                                    std::uint64_t descriptor) {
     update_guest_gdt(frame, index, descriptor);
 }
 
-void Host::kick_vcpu(hv::domain::Domain& domain, std::uint32_t) { vcpu_woken(domain); }
+void Host::kick_vcpu(hv::domain::Domain& domain, std::uint32_t vcpu) { vcpu_woken(domain, vcpu); }
 
-void Host::yield(hv::domain::Domain& domain, std::uint32_t) { vcpu_yielded(domain); }
+void Host::yield(hv::domain::Domain& domain, std::uint32_t vcpu) { vcpu_yielded(domain, vcpu); }
 
 void Host::set_poll_timeout(hv::domain::Domain&, std::uint32_t, std::uint64_t deadline_ns) {
     set_poll_deadline(deadline_ns);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include <hv/boot_bundle.hpp>
 #include <hv/builder.hpp>
@@ -213,21 +214,31 @@ StoreArena* carve_store_memory(BootMemory& memory, std::size_t domains) {
     return &arena;
 }
 
-// What one domain is given: its ports, grant table and vCPU state, and the domain itself.
+template <std::size_t... vcpu>
+std::array<hv::mm::VcpuMmu, sizeof...(vcpu)> vcpu_mmus(hv::DomId id, std::index_sequence<vcpu...>) {
+    return {((void)vcpu, hv::mm::VcpuMmu{.domain = id})...};
+}
+
+// What one domain is given: its ports, grant table and the state of its `vcpu_count` vCPUs, and
+// the domain itself.
 struct DomainSlot {
-    DomainSlot(const hv::domain::DomainConfig& config, hv::console::ConsoleSink& sink)
-        : vcpu_memory{hv::mm::VcpuMmu{.domain = config.id}},
+    DomainSlot(const hv::domain::DomainConfig& config, std::uint32_t vcpu_count, hv::console::ConsoleSink& sink)
+        : vcpu_memory{vcpu_mmus(config.id, std::make_index_sequence<hv::builder::max_domain_vcpus>{})},
           domain{config,
-                 {ports, {grant_frames, active, maptrack}, vcpus, vcpu_memory, vcpu_events},
+                 {ports,
+                  {grant_frames, active, maptrack},
+                  {vcpus.data(), vcpu_count},
+                  {vcpu_memory.data(), vcpu_count},
+                  {vcpu_events.data(), vcpu_count}},
                  sink} {}
 
     std::array<hv::evtchn::PortEntry, 1024> ports{};
     std::array<std::uint64_t, 4> grant_frames{};
     std::array<hv::gnttab::ActiveEntry, 4 * hv::gnttab::entries_per_frame> active{};
     std::array<hv::gnttab::MaptrackEntry, 256> maptrack{};
-    std::array<hv::domain::Vcpu, 1> vcpus{};
-    std::array<hv::mm::VcpuMmu, 1> vcpu_memory;
-    std::array<hv::evtchn::EvtchnVcpu, 1> vcpu_events{};
+    std::array<hv::domain::Vcpu, hv::builder::max_domain_vcpus> vcpus{};
+    std::array<hv::mm::VcpuMmu, hv::builder::max_domain_vcpus> vcpu_memory;
+    std::array<hv::evtchn::EvtchnVcpu, hv::builder::max_domain_vcpus> vcpu_events{};
     hv::domain::Domain domain;
 };
 
@@ -314,7 +325,7 @@ bool build_domain(const hv::builder::BundledDomain& wanted, hv::DomId id, hv::do
                                                          .max_pages = config.memory_pages() + 2,
                                                          .privileged = config.privileged,
                                                          .console_write = true},
-                                                        sink})
+                                                        config.vcpus, sink})
                                      ->domain;
     if (const auto created = domains.create(domain); !created)
         return refuse("cannot be created", "");
@@ -384,7 +395,10 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     // of RAM becomes the domains' heap.
     StoreArena* store_memory = surveyed ? carve_store_memory(memory, wanted.size()) : nullptr;
     auto* slots = reinterpret_cast<DomainSlot*>(carve_zeroed(memory, wanted.size() * sizeof(DomainSlot)));
-    std::byte* contexts = carve_zeroed(memory, wanted.size() * guest_vcpu_size());
+    std::size_t vcpu_count = 0;
+    for (const hv::builder::BundledDomain& domain : wanted)
+        vcpu_count += domain.config.vcpus;
+    std::byte* contexts = carve_zeroed(memory, vcpu_count * guest_vcpu_size());
     const bool carved = store_memory != nullptr && (wanted.empty() || (slots != nullptr && contexts != nullptr));
     if (!carved)
         console.write("memory: no room for the domains' own state\n");
@@ -406,16 +420,20 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         const std::uint64_t free_frames_before = frames->free_frames();
         bundle = {wanted, slots, &domains};
         std::size_t built_count = 0;
+        std::byte* vcpu_storage = contexts;
         for (std::size_t index = 0; index < wanted.size(); ++index) {
             hv::builder::Built built;
             const hv::DomId id{static_cast<std::uint16_t>(index + 1)};
             const hv::builder::BundleDomain& config = wanted[index].config;
-            if (build_domain(wanted[index], id, domains, &slots[index], built))
-                add_guest_vcpu(domains, slots[index].domain, built.registers, contexts + built_count++ * guest_vcpu_size(),
-                               index, {config.on_poweroff, config.on_reboot, config.on_crash});
+            if (build_domain(wanted[index], id, domains, &slots[index], built)) {
+                add_guest_domain(domains, slots[index].domain, built.registers, vcpu_storage, index,
+                                 {config.on_poweroff, config.on_reboot, config.on_crash});
+                ++built_count;
+            }
+            vcpu_storage += config.vcpus * guest_vcpu_size();
         }
         if (built_count != 0)
-            run_domains(domains, built_count == wanted.size(), free_frames_before, rebuild);
+            run_domains(built_count == wanted.size(), free_frames_before, rebuild);
     } else if (frames != nullptr && loaded.empty()) {
         console.write("no domain: give a boot bundle or a kernel image as the initrd\n");
     }

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 
 #include "guest_frame.hpp"
 #include "guest_run.hpp"
@@ -73,25 +74,42 @@ public:
     GuestFrame* frame = nullptr;
 };
 
+struct DomainRun;
+
 // One vCPU of a domain: what the trap layer keeps of it, and its registers, FPU state and data
-// selectors while another vCPU has the CPU.
-struct VcpuContext {
-    VcpuContext(hv::domain::Domains& domains, hv::domain::Domain& owner)
-        : calls{domains}, domain{&owner}, sched{owner.id(), 0} {}
+// selectors while another vCPU has the CPU. Cache-line aligned, so that a domain's contexts lie
+// in an array.
+struct alignas(64) VcpuContext {
+    VcpuContext(hv::domain::Domains& domains, DomainRun& owner, hv::domain::Domain& domain, std::uint32_t id)
+        : calls{domains}, run{&owner}, domain{&domain}, vcpu{id}, sched{domain.id(), id} {}
 
     HypervisorCalls calls;
+    DomainRun* run;
     hv::domain::Domain* domain;
+    std::uint32_t vcpu;
     GuestFrame frame{};
     alignas(16) std::array<std::byte, 512> fpu{};  // FXSAVE format
     hv::pv::DataSelectors selectors{};
     hv::sched::SchedVcpu sched;
-    bool reaped = false;            // its domain stopped and was destroyed (or preserved)
-    bool powered_off = false;       // how it stopped, kept past its destruction
-    bool preserved = false;         // kept as it stopped (on_crash = "preserve" ...)
-    std::size_t entry = 0;          // its bundle entry, to build it again
+};
+
+// A domain that runs here: its vCPUs' contexts, which vcpu_op reaches (VcpuStates), and what
+// became of it once it stopped.
+struct DomainRun final : hv::pv::VcpuStates {
+    hv::pv::VcpuTimers& timers(std::uint32_t vcpu) override { return vcpus[vcpu].calls.timers; }
+    hv::pv::Runstate& runstate(std::uint32_t vcpu) override { return vcpus[vcpu].calls.runstate; }
+    void start(std::uint32_t vcpu, const hv::pv::VcpuStart& start) override;
+
+    hv::domain::Domain* domain = nullptr;
+    std::span<VcpuContext> vcpus;
+    bool reaped = false;       // it stopped and was destroyed (or preserved)
+    bool powered_off = false;  // how it stopped, kept past its destruction
+    bool preserved = false;    // kept as it stopped (on_crash = "preserve" ...)
+    std::size_t entry = 0;     // its bundle entry, to build it again
     StopActions actions{};
     hv::builder::DomainAction action = hv::builder::DomainAction::destroy;  // the one its stop chose
 };
+
 // The vCPU on the CPU, its domain and its handlers.
 struct Running {
     hv::domain::Domains* domains = nullptr;
@@ -103,6 +121,9 @@ extern Running running;
 // ---- guest_run.cpp: the running vCPU ----
 // The page tables of the running guest kernel (`kernel`) or of its user mode, if it has set them.
 std::optional<std::uint64_t> mode_root(bool kernel);
+// A frame's registers, for libhv's trap layer, and back.
+hv::pv::GuestRegisters registers_of(const GuestFrame& frame);
+void store(const hv::pv::GuestRegisters& registers, GuestFrame& frame);
 // The running vCPU's segment bases into the CPU.
 void load_segment_bases();
 // The guest's data segment selectors, as the CPU holds them.

@@ -36,6 +36,8 @@ enum class DomainState : std::uint8_t {
 
 // One vCPU as the scheduler sees it; its memory and event state are kept beside it (Domain).
 struct Vcpu {
+    bool initialised = false;        // has registers to start from: vCPU 0 from the builder, others
+                                     // from VCPUOP_initialise
     bool online = false;             // vCPU 0 comes up with the domain; others through VCPUOP_up
     bool blocked = false;            // SCHEDOP_block or SCHEDOP_poll: until an event wakes it
     bool polling = false;            // SCHEDOP_poll: woken by its ports (or any port) and its timeout

@@ -117,6 +117,8 @@ public:
     // mmuext_op NEW_BASEPTR / NEW_USER_BASEPTR (frame 0 clears the user base).
     Result<void> set_kernel_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame);
     Result<void> set_user_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn frame);
+    // The vCPU's kernel and user bases are let go (a VCPUOP_initialise that failed half-way).
+    void drop_bases(DomainMemory& domain, VcpuMmu& vcpu);
 
     // Entry `index` of page table `table`, owned by `table_owner`, becomes `value` once validated;
     // a mapped frame must belong to `frame_owner` (the foreign domain of mmu_update, else the table's

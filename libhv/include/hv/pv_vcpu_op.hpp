@@ -1,6 +1,6 @@
-// vcpu_op for 64-bit PV vCPUs: the single-shot and periodic timers, the runstate (time spent
-// running, runnable, blocked and offline) and the area the guest reads it from, vcpu_info
-// placement, and is_up. Bringing vCPUs up and down (initialise, up, down) comes with scheduling.
+// vcpu_op for 64-bit PV vCPUs: bringing vCPUs up and down (initialise from a vcpu_guest_context,
+// up, down, is_up), the single-shot and periodic timers, the runstate (time spent running,
+// runnable, blocked and offline) and the area the guest reads it from, and vcpu_info placement.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,9 @@
 
 #include <hv/domain.hpp>
 #include <hv/guest_memory.hpp>
+#include <hv/pv_emulate.hpp>
 #include <hv/pv_timers.hpp>
+#include <hv/pv_traps.hpp>
 
 namespace hv::pv {
 
@@ -26,27 +28,67 @@ void change_runstate(Runstate& runstate, std::int32_t state, std::uint64_t now);
 // in the area's state_entry_time while the rest changes, so that a reader can tell a torn copy.
 void publish_runstate(const Runstate& runstate, GuestMemory& memory, const domain::Domain& domain);
 
-// What vcpu_op acts on: the calling vCPU of `domain`, its timers and runstate.
+// The FPU state (FXSAVE format) of a new vCPU: as FNINIT leaves it, SSE exceptions masked.
+std::array<std::byte, 512> initial_fpu();
+
+// A vCPU's start as VCPUOP_initialise gives it (a vcpu_guest_context), checked by
+// decode_vcpu_start: registers, FPU state, the trap layer's state and segment bases. Its page
+// tables, GDT and LDT go to the memory component (VcpuMmu) when the vCPU is initialised.
+struct VcpuStart {
+    GuestRegisters registers{};               // user_regs; cs and ss at RPL 3, IF set, no IOPL or VM
+    std::array<std::byte, 512> fpu{};         // fpu_ctxt with VGCF_i387_valid, else initial_fpu()
+    PvVcpu pv;                                // trap table, callbacks, kernel stack, mode, breakpoints
+    SegmentBases bases;
+    Mfn kernel_base{0};                       // ctrlreg[3]
+    Mfn user_base{0};                         // ctrlreg[1]; 0: none
+    std::array<std::uint64_t, mm::max_gdt_frames> gdt_frames{};
+    std::uint32_t gdt_entries = 0;
+    std::uint64_t ldt_base = 0;
+    std::uint32_t ldt_entries = 0;
+};
+
+// Xen's checks of a 64-bit PV vcpu_guest_context (arch_set_info_guest), einval for: a
+// non-canonical rip, rsp, kernel_sp, fs/gs base, callback or trap handler (or LDT base, with
+// entries), an LDT not page-aligned or over 8192 entries, more GDT entries than
+// FIRST_RESERVED_GDT_ENTRY, a breakpoint on a hypervisor address, or DR6/DR7 above 32 bits.
+Result<VcpuStart> decode_vcpu_start(const abi::vcpu_guest_context& context);
+
+// The vCPUs of the calling domain as the embedder keeps them: what vcpu_op reaches of a vCPU
+// beyond the domain's own state (Domain::vcpus, its VcpuMmu).
+class VcpuStates {
+public:
+    virtual VcpuTimers& timers(std::uint32_t vcpu) = 0;
+    virtual Runstate& runstate(std::uint32_t vcpu) = 0;
+    // VCPUOP_initialise took `start` for vCPU `vcpu` (down): it runs from there once up.
+    virtual void start(std::uint32_t vcpu, const VcpuStart& start) = 0;
+
+protected:
+    ~VcpuStates() = default;
+};
+
+// What vcpu_op acts on: the calling vCPU of `domain`, and every vCPU's timers and runstate.
 struct VcpuOpCaller {
     domain::Domains& domains;
     domain::Domain& domain;
     std::uint32_t vcpu;
     GuestMemory& memory;  // the guest kernel's view
-    VcpuTimers& timers;
-    Runstate& runstate;
+    VcpuStates& vcpus;
     std::uint64_t now;    // system time
 };
 
-// vcpu_op(cmd, vcpuid, arg), as Xen:
-// - is_up: 1 or 0; enoent for a vCPU the domain does not have.
-// - set_periodic_timer (einval under 1 ms), stop_periodic_timer.
-// - set_singleshot_timer (etime for a past deadline with VCPU_SSHOTTMR_future), stop_singleshot_timer:
-//   the calling vCPU's own only (einval otherwise).
+// vcpu_op(cmd, vcpuid, arg), as Xen; enoent for a vCPU the domain does not have:
+// - initialise: from a vcpu_guest_context (decode_vcpu_start); eexist once initialised; einval
+//   for a context Xen refuses, a ctrlreg[3]/ctrlreg[1] that cannot be an L4 base or GDT frames
+//   that cannot be descriptor pages (and then nothing changed); the vCPU stays down.
+// - up: einval unless initialised; down: the vCPU stops running; the last one going down powers
+//   the domain off. is_up: 1 or 0.
+// - set_periodic_timer (einval under 1 ms), stop_periodic_timer; set_singleshot_timer (etime for
+//   a past deadline with VCPU_SSHOTTMR_future), stop_singleshot_timer: the calling vCPU's own
+//   only (einval otherwise), as Xen.
 // - register_runstate_memory_area (efault for an address the guest may not name; the runstate is
 //   written there at once), get_runstate_info.
 // - register_vcpu_info (Domains::register_vcpu_info).
-// Timers and the runstate area are kept for the calling vCPU only: vcpuid must name it for them
-// (einval), until the domain has more than one vCPU running. Other commands: enosys.
+// Other commands: enosys.
 long vcpu_op(VcpuOpCaller& caller, const hypercall_args::vcpu_op& args);
 
 }  // namespace hv::pv

@@ -76,7 +76,7 @@ Result<void> Domains::create(Domain& domain) {
     domain.shared_info = *shared_info;
     for (std::size_t i = 0; i < vcpus; ++i) {
         storage.vcpus[i] = Vcpu{};
-        storage.vcpus[i].online = i == 0;
+        storage.vcpus[i].initialised = storage.vcpus[i].online = i == 0;
         storage.vcpu_memory[i] = mm::VcpuMmu{.domain = domain.id()};
     }
 

@@ -392,6 +392,11 @@ Result<void> PageTables::set_user_base(DomainMemory& domain, VcpuMmu& vcpu, Mfn 
     return replace_base(domain, vcpu.user_base, frame.value != 0 ? std::optional{frame} : std::nullopt);
 }
 
+void PageTables::drop_bases(DomainMemory& domain, VcpuMmu& vcpu) {
+    (void)replace_base(domain, vcpu.kernel_base, std::nullopt);  // letting go cannot fail
+    (void)replace_base(domain, vcpu.user_base, std::nullopt);
+}
+
 Result<void> PageTables::replace_base(DomainMemory& domain, std::optional<Mfn>& base, std::optional<Mfn> frame) {
     if (frame) {
         if (auto typed = get_page_and_type(*frame, PageType::l4, domain); !typed)

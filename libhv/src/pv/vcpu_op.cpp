@@ -44,51 +44,126 @@ void publish_runstate(const Runstate& runstate, GuestMemory& memory, const domai
     (void)copy_to_guest(memory, entry_time, runstate.info.state_entry_time);
 }
 
+namespace {
+
+// VCPUOP_initialise: the vCPU's page tables and GDT are taken (each undone when a later one is
+// refused), then the embedder gets the rest.
+long initialise(VcpuOpCaller& caller, std::uint32_t vcpu, GuestHandle<abi::vcpu_guest_context> argument) {
+    domain::Domain& domain = caller.domain;
+    if (domain.vcpus[vcpu].initialised)
+        return xen_errno(Errc::eexist);
+    const auto context = copy_from_guest(caller.memory, argument);
+    if (!context)
+        return context.xen_errno();
+    const auto start = decode_vcpu_start(*context);
+    if (!start)
+        return xen_errno(start.error());
+    mm::PageTables& tables = caller.domains.page_tables();
+    mm::DomainMemory& memory = domain.memory;
+    mm::VcpuMmu& mmu = domain.storage.vcpu_memory[vcpu];
+    if (!tables.set_kernel_base(memory, mmu, start->kernel_base))
+        return xen_errno(Errc::einval);
+    if (!tables.set_user_base(memory, mmu, start->user_base)) {
+        tables.drop_bases(memory, mmu);
+        return xen_errno(Errc::einval);
+    }
+    if (!tables.set_gdt(memory, mmu, start->gdt_frames, start->gdt_entries)) {
+        tables.drop_bases(memory, mmu);
+        return xen_errno(Errc::einval);
+    }
+    mmu.ldt_base = start->ldt_base;
+    mmu.ldt_entries = start->ldt_entries;
+    caller.vcpus.start(vcpu, *start);
+    domain.vcpus[vcpu].initialised = true;
+    return 0;
+}
+
+// VCPUOP_down, as Xen: the last vCPU of the domain going down powers it off.
+long down(VcpuOpCaller& caller, std::uint32_t vcpu) {
+    domain::Domain& domain = caller.domain;
+    bool another_up = false;
+    for (std::uint32_t other = 0; other < domain.vcpu_count(); ++other)
+        another_up = another_up || (other != vcpu && domain.vcpus[other].online);
+    if (!another_up) {
+        caller.domains.shutdown(domain, abi::SHUTDOWN_poweroff);
+        return 0;
+    }
+    if (domain.vcpus[vcpu].online) {
+        domain.vcpus[vcpu].online = false;
+        change_runstate(caller.vcpus.runstate(vcpu), abi::RUNSTATE_offline, caller.now);
+        caller.domains.platform().kick_vcpu(domain, vcpu);  // it leaves the CPU or its run queue
+    }
+    return 0;
+}
+
+long up(VcpuOpCaller& caller, std::uint32_t vcpu) {
+    domain::Domain& domain = caller.domain;
+    if (!domain.vcpus[vcpu].initialised)
+        return xen_errno(Errc::einval);
+    if (!domain.vcpus[vcpu].online) {
+        domain.vcpus[vcpu].online = true;
+        change_runstate(caller.vcpus.runstate(vcpu), abi::RUNSTATE_runnable, caller.now);
+        caller.domains.platform().kick_vcpu(domain, vcpu);
+    }
+    return 0;
+}
+
+}  // namespace
+
 long vcpu_op(VcpuOpCaller& caller, const hypercall_args::vcpu_op& args) {
     if (args.vcpuid >= caller.domain.vcpu_count())
         return xen_errno(Errc::enoent);
-    if (args.cmd == abi::VCPUOP_is_up)
-        return caller.domain.vcpus[args.vcpuid].online ? 1 : 0;
-    if (args.cmd == abi::VCPUOP_register_vcpu_info) {
+    const std::uint32_t vcpu = args.vcpuid;
+    long error = 0;
+    switch (args.cmd) {
+    case abi::VCPUOP_initialise:
+        return initialise(caller, vcpu, GuestHandle<abi::vcpu_guest_context>{args.arg.address});
+    case abi::VCPUOP_up:
+        return up(caller, vcpu);
+    case abi::VCPUOP_down:
+        return down(caller, vcpu);
+    case abi::VCPUOP_is_up:
+        return caller.domain.vcpus[vcpu].online ? 1 : 0;
+    case abi::VCPUOP_register_vcpu_info: {
         // Another vCPU's only while it is down, as Xen: a running one may be using its vcpu_info.
-        if (args.vcpuid != caller.vcpu && caller.domain.vcpus[args.vcpuid].online)
+        if (vcpu != caller.vcpu && caller.domain.vcpus[vcpu].online)
             return xen_errno(Errc::einval);
-        long error = 0;
         const auto request = argument<abi::vcpu_register_vcpu_info>(caller, args, error);
         if (!request)
             return error;
         const auto registered =
-            caller.domains.register_vcpu_info(caller.domain, args.vcpuid, Mfn{request->mfn}, request->offset);
+            caller.domains.register_vcpu_info(caller.domain, vcpu, Mfn{request->mfn}, request->offset);
         return registered ? 0 : xen_errno(registered.error());
     }
-    if (args.vcpuid != caller.vcpu)
-        return xen_errno(Errc::einval);
-    long error = 0;
-    switch (args.cmd) {
     case abi::VCPUOP_set_periodic_timer: {
         const auto request = argument<abi::vcpu_set_periodic_timer>(caller, args, error);
         if (!request)
             return error;
         if (request->period_ns < min_period_ns || request->period_ns > INT64_MAX)
             return xen_errno(Errc::einval);
-        caller.timers.period = request->period_ns;
-        caller.timers.next_period = caller.now + request->period_ns;
+        VcpuTimers& timers = caller.vcpus.timers(vcpu);
+        timers.period = request->period_ns;
+        timers.next_period = caller.now + request->period_ns;
         return 0;
     }
     case abi::VCPUOP_stop_periodic_timer:
-        caller.timers.period = 0;
+        caller.vcpus.timers(vcpu).period = 0;
         return 0;
     case abi::VCPUOP_set_singleshot_timer: {
+        if (vcpu != caller.vcpu)
+            return xen_errno(Errc::einval);
         const auto request = argument<abi::vcpu_set_singleshot_timer>(caller, args, error);
         if (!request)
             return error;
         if ((request->flags & abi::VCPU_SSHOTTMR_future) != 0 && request->timeout_abs_ns < caller.now)
             return xen_errno(Errc::etime);
-        caller.timers.singleshot = request->timeout_abs_ns;
+        caller.vcpus.timers(vcpu).singleshot = request->timeout_abs_ns;
         return 0;
     }
     case abi::VCPUOP_stop_singleshot_timer:
-        caller.timers.singleshot.reset();
+        if (vcpu != caller.vcpu)
+            return xen_errno(Errc::einval);
+        caller.vcpus.timers(vcpu).singleshot.reset();
         return 0;
     case abi::VCPUOP_register_runstate_memory_area: {
         const auto request = argument<abi::vcpu_register_runstate_memory_area>(caller, args, error);
@@ -96,15 +171,17 @@ long vcpu_op(VcpuOpCaller& caller, const hypercall_args::vcpu_op& args) {
             return error;
         if (!is_guest_range(Vaddr{request->addr.p}, sizeof(abi::vcpu_runstate_info)))
             return xen_errno(Errc::efault);
-        caller.runstate.area = request->addr.p;
-        change_runstate(caller.runstate, caller.runstate.info.state, caller.now);
-        publish_runstate(caller.runstate, caller.memory, caller.domain);
+        Runstate& runstate = caller.vcpus.runstate(vcpu);
+        runstate.area = request->addr.p;
+        change_runstate(runstate, runstate.info.state, caller.now);
+        publish_runstate(runstate, caller.memory, caller.domain);
         return 0;
     }
     case abi::VCPUOP_get_runstate_info: {
-        change_runstate(caller.runstate, caller.runstate.info.state, caller.now);
+        Runstate& runstate = caller.vcpus.runstate(vcpu);
+        change_runstate(runstate, runstate.info.state, caller.now);
         const auto written = copy_to_guest(caller.memory, GuestHandle<abi::vcpu_runstate_info>{args.arg.address},
-                                           caller.runstate.info);
+                                           runstate.info);
         return written ? 0 : xen_errno(written.error());
     }
     default:
