@@ -62,9 +62,10 @@ public:
 private:
     bool bit(std::size_t index) const { return (bitmap_[index / 64] >> (index % 64)) & 1; }
     void set_bits(std::size_t index, std::size_t count, bool value);
-    bool all_clear(std::size_t index, std::size_t count) const;
-    bool all_set(std::size_t index, std::size_t count) const;
+    bool all_equal(std::size_t index, std::size_t count, bool value) const;
+    [[nodiscard]] PageError move_range(Pfn first, std::size_t count, bool to_allocated);
     bool in_range(Pfn first, std::size_t count) const;
+    PageError check_range(Pfn first, std::size_t count) const;  // invalid_argument, out_of_range or none
 
     Pfn first_{0};
     std::size_t count_ = 0;

@@ -123,6 +123,58 @@ void copy_out(T& out, const T& shared) {
     for (std::size_t i = 0; i < sizeof(T); ++i)
         to[i] = from[i];
 }
+
+// Publishes a producer index (RING_PUSH_*): the entries first, then the index.
+template <class Fences>
+void publish(RingIndex& shared_prod, RingIndex new_prod) {
+    Fences::write();
+    store(shared_prod, new_prod);
+}
+
+// RING_PUSH_*_AND_CHECK_NOTIFY: publishes, then reads the consumer's event index after a full fence.
+template <class Fences>
+bool publish_and_check_notify(RingIndex& shared_prod, RingIndex new_prod, const RingIndex& shared_event) {
+    const RingIndex old_prod = load(shared_prod);
+    publish<Fences>(shared_prod, new_prod);
+    Fences::full();
+    return event_in_published(old_prod, new_prod, load(shared_event));
+}
+
+// RING_FINAL_CHECK_FOR_*: `unconsumed` is asked once, and again after asking for an event.
+template <class Fences, class Unconsumed>
+bool final_check(RingIndex& shared_event, RingIndex consumed, Unconsumed unconsumed) {
+    if (unconsumed() != 0)
+        return true;
+    store(shared_event, consumed + 1);
+    Fences::full();
+    return unconsumed() != 0;
+}
+
+// Writes an entry at `produced` (not yet published), if `room` allows.
+template <class Entry, class T>
+bool put(Entry* entries, RingIndex size, RingIndex& produced, bool room, T Entry::*member, const T& value) {
+    if (!room)
+        return false;
+    entries[produced & (size - 1)].*member = value;
+    ++produced;
+    return true;
+}
+
+// Takes the entry at `consumed` if the other end published it. The other end's producer index is
+// refused if it runs more than `limit` past `base`.
+template <class Fences, class Entry, class T>
+RingTake take(const RingIndex& shared_prod, RingIndex& consumed, RingIndex base, RingIndex limit, Entry* entries,
+              RingIndex size, T Entry::*member, T& out) {
+    const RingIndex prod = load(shared_prod);
+    Fences::read();  // the entries after the index
+    if (static_cast<RingIndex>(prod - base) > limit)
+        return RingTake::producer_overflow;
+    if (prod == consumed)
+        return RingTake::empty;
+    copy_out(out, entries[consumed & (size - 1)].*member);
+    ++consumed;
+    return RingTake::taken;
+}
 }  // namespace ring_detail
 
 // The front end: produces requests, consumes responses.
@@ -148,26 +200,14 @@ public:
 
     // Writes a request into the next free slot (not yet visible to the back end). False when full.
     [[nodiscard]] bool queue_request(const Request& request) {
-        if (full())
-            return false;
-        shared_->ring[req_prod_pvt_ & (size - 1)].req = request;
-        ++req_prod_pvt_;
-        return true;
+        return ring_detail::put(shared_->ring, size, req_prod_pvt_, !full(), &Ring::Entry::req, request);
     }
 
     // RING_PUSH_REQUESTS.
-    void push_requests() {
-        Fences::write();
-        ring_detail::store(shared_->req_prod, req_prod_pvt_);
-    }
+    void push_requests() { ring_detail::publish<Fences>(shared_->req_prod, req_prod_pvt_); }
     // RING_PUSH_REQUESTS_AND_CHECK_NOTIFY: publishes; whether the back end must be notified.
     [[nodiscard]] bool push_requests_and_check_notify() {
-        const RingIndex old_prod = ring_detail::load(shared_->req_prod);
-        const RingIndex new_prod = req_prod_pvt_;
-        Fences::write();
-        ring_detail::store(shared_->req_prod, new_prod);
-        Fences::full();
-        return ring_detail::event_in_published(old_prod, new_prod, ring_detail::load(shared_->req_event));
+        return ring_detail::publish_and_check_notify<Fences>(shared_->req_prod, req_prod_pvt_, shared_->req_event);
     }
 
     // Responses published and not yet taken, at most the requests outstanding (a back end that
@@ -184,27 +224,16 @@ public:
                static_cast<RingIndex>(req_prod_pvt_ - rsp_cons_);
     }
 
-    // Copies the next response out and consumes it.
+    // Copies the next response out and consumes it; refuses more responses than requests outstanding.
     [[nodiscard]] RingTake take_response(Response& out) {
-        const RingIndex prod = ring_detail::load(shared_->rsp_prod);
-        Fences::read();  // the entries before the index
-        if (static_cast<RingIndex>(prod - rsp_cons_) > static_cast<RingIndex>(req_prod_pvt_ - rsp_cons_))
-            return RingTake::producer_overflow;
-        if (prod == rsp_cons_)
-            return RingTake::empty;
-        ring_detail::copy_out(out, shared_->ring[rsp_cons_ & (size - 1)].rsp);
-        ++rsp_cons_;
-        return RingTake::taken;
+        return ring_detail::take<Fences>(shared_->rsp_prod, rsp_cons_, rsp_cons_, req_prod_pvt_ - rsp_cons_,
+                                         shared_->ring, size, &Ring::Entry::rsp, out);
     }
 
     // RING_FINAL_CHECK_FOR_RESPONSES: whether responses are waiting; if none, asks to be notified
     // of the next one and looks again.
     [[nodiscard]] bool final_check_for_responses() {
-        if (unconsumed_responses() != 0)
-            return true;
-        ring_detail::store(shared_->rsp_event, rsp_cons_ + 1);
-        Fences::full();
-        return unconsumed_responses() != 0;
+        return ring_detail::final_check<Fences>(shared_->rsp_event, rsp_cons_, [this] { return unconsumed_responses(); });
     }
 
 private:
@@ -239,53 +268,30 @@ public:
         return static_cast<RingIndex>(ring_detail::load(shared_->req_prod) - rsp_prod_pvt_) > size;
     }
 
-    // Copies the next request out and consumes it.
+    // Copies the next request out and consumes it. Taken only when req_prod - rsp_prod_pvt <= size
+    // and req_cons != req_prod, so req_cons - rsp_prod_pvt < size: the slot holds an unanswered
+    // request (RING_REQUEST_CONS_OVERFLOW cannot hold).
     [[nodiscard]] RingTake take_request(Request& out) {
-        const RingIndex prod = ring_detail::load(shared_->req_prod);
-        Fences::read();
-        if (static_cast<RingIndex>(prod - rsp_prod_pvt_) > size)
-            return RingTake::producer_overflow;
-        if (prod == req_cons_)
-            return RingTake::empty;
-        // prod - rsp_prod_pvt <= size and req_cons != prod, so req_cons - rsp_prod_pvt < size:
-        // the slot holds an unanswered request (RING_REQUEST_CONS_OVERFLOW cannot hold).
-        ring_detail::copy_out(out, shared_->ring[req_cons_ & (size - 1)].req);
-        ++req_cons_;
-        return RingTake::taken;
+        return ring_detail::take<Fences>(shared_->req_prod, req_cons_, rsp_prod_pvt_, size, shared_->ring, size,
+                                         &Ring::Entry::req, out);
     }
 
     // Writes a response into the next slot (not yet visible). False if every request taken has
     // been answered already: a response needs a consumed request's slot.
     [[nodiscard]] bool queue_response(const Response& response) {
-        if (rsp_prod_pvt_ == req_cons_)
-            return false;
-        shared_->ring[rsp_prod_pvt_ & (size - 1)].rsp = response;
-        ++rsp_prod_pvt_;
-        return true;
+        return ring_detail::put(shared_->ring, size, rsp_prod_pvt_, rsp_prod_pvt_ != req_cons_, &Ring::Entry::rsp, response);
     }
 
     // RING_PUSH_RESPONSES.
-    void push_responses() {
-        Fences::write();
-        ring_detail::store(shared_->rsp_prod, rsp_prod_pvt_);
-    }
+    void push_responses() { ring_detail::publish<Fences>(shared_->rsp_prod, rsp_prod_pvt_); }
     // RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: publishes; whether the front end must be notified.
     [[nodiscard]] bool push_responses_and_check_notify() {
-        const RingIndex old_prod = ring_detail::load(shared_->rsp_prod);
-        const RingIndex new_prod = rsp_prod_pvt_;
-        Fences::write();
-        ring_detail::store(shared_->rsp_prod, new_prod);
-        Fences::full();
-        return ring_detail::event_in_published(old_prod, new_prod, ring_detail::load(shared_->rsp_event));
+        return ring_detail::publish_and_check_notify<Fences>(shared_->rsp_prod, rsp_prod_pvt_, shared_->rsp_event);
     }
 
     // RING_FINAL_CHECK_FOR_REQUESTS.
     [[nodiscard]] bool final_check_for_requests() {
-        if (unconsumed_requests() != 0)
-            return true;
-        ring_detail::store(shared_->req_event, req_cons_ + 1);
-        Fences::full();
-        return unconsumed_requests() != 0;
+        return ring_detail::final_check<Fences>(shared_->req_event, req_cons_, [this] { return unconsumed_requests(); });
     }
 
 private:

@@ -27,16 +27,9 @@ void PageAllocator::set_bits(std::size_t index, std::size_t count, bool value) {
     }
 }
 
-bool PageAllocator::all_clear(std::size_t index, std::size_t count) const {
+bool PageAllocator::all_equal(std::size_t index, std::size_t count, bool value) const {
     for (std::size_t i = index; i < index + count; ++i)
-        if (bit(i))
-            return false;
-    return true;
-}
-
-bool PageAllocator::all_set(std::size_t index, std::size_t count) const {
-    for (std::size_t i = index; i < index + count; ++i)
-        if (!bit(i))
+        if (bit(i) != value)
             return false;
     return true;
 }
@@ -93,31 +86,27 @@ PageRun PageAllocator::allocate(std::size_t count, std::size_t align_pages) {
     return {{0}, PageError::out_of_memory};
 }
 
-PageError PageAllocator::free(Pfn first, std::size_t count) {
+PageError PageAllocator::check_range(Pfn first, std::size_t count) const {
     if (count == 0)
         return PageError::invalid_argument;
-    if (!in_range(first, count))
-        return PageError::out_of_range;
+    return in_range(first, count) ? PageError::none : PageError::out_of_range;
+}
+
+// Moves a whole range from free to allocated or back; refused as a whole if any page is not in
+// the state the move starts from.
+PageError PageAllocator::move_range(Pfn first, std::size_t count, bool to_allocated) {
+    if (const PageError error = check_range(first, count); error != PageError::none)
+        return error;
     const std::size_t index = first.value - first_.value;
-    if (!all_set(index, count))
-        return PageError::not_allocated;
-    set_bits(index, count, false);
-    free_ += count;
+    if (!all_equal(index, count, !to_allocated))
+        return to_allocated ? PageError::already_allocated : PageError::not_allocated;
+    set_bits(index, count, to_allocated);
+    free_ = to_allocated ? free_ - count : free_ + count;
     return PageError::none;
 }
 
-PageError PageAllocator::reserve(Pfn first, std::size_t count) {
-    if (count == 0)
-        return PageError::invalid_argument;
-    if (!in_range(first, count))
-        return PageError::out_of_range;
-    const std::size_t index = first.value - first_.value;
-    if (!all_clear(index, count))
-        return PageError::already_allocated;
-    set_bits(index, count, true);
-    free_ -= count;
-    return PageError::none;
-}
+PageError PageAllocator::free(Pfn first, std::size_t count) { return move_range(first, count, false); }
+PageError PageAllocator::reserve(Pfn first, std::size_t count) { return move_range(first, count, true); }
 
 bool PageAllocator::check_invariants() const {
     std::size_t clear = 0;
