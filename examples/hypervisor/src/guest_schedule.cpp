@@ -15,6 +15,7 @@
 namespace hypervisor {
 
 Running running;
+hv::console::ConsoleInput serial_input;
 
 namespace {
 
@@ -81,11 +82,10 @@ std::optional<std::uint64_t> next_timer() {
     return deadline;
 }
 
-// Serial input goes to one domain's console ring, as `xl console` would attach to it: the first
-// domain still running (Xen's console focus starts at the first domain too). Bytes the ring cannot
-// take yet wait here, and in the UART; the timer's interrupts pick them up too, since the PIC's
+// Serial input goes to one domain, as `xl console` would attach to it: the first domain still
+// running (Xen's console focus starts at the first domain too). Bytes it has not taken yet wait in
+// serial_input, and in the UART; the timer's interrupts pick them up too, since the PIC's
 // edge-triggered line does not rise again for bytes left in the UART.
-hv::console::ConsoleInput serial_input;
 
 // The domain with the input, moved on from one that stopped; nullptr when none runs.
 hv::domain::Domain* input_focus() {
@@ -101,16 +101,22 @@ hv::domain::Domain* input_focus() {
 }
 
 void take_serial_input() {
+    bool arrived = false;
     while (!serial_input.full()) {
         const auto byte = console.read_byte();
         if (!byte)
             break;
-        (void)serial_input.push(*byte);
+        arrived = serial_input.push(*byte) || arrived;
     }
     if (serial_input.empty())
         return;
-    if (hv::domain::Domain* focus = input_focus())
+    hv::domain::Domain* focus = input_focus();
+    if (focus == nullptr)
+        return;
+    if (focus->console_ring)
         running.domains->service_console(*focus);
+    else if (arrived)  // the initial domain reads it with CONSOLEIO_read when VIRQ_CONSOLE says so
+        (void)running.domains->event_channels().send_virq(*focus->events, 0, pvkit::abi::VIRQ_CONSOLE);
 }
 
 [[noreturn]] void finish() {

@@ -2,6 +2,7 @@
 // First C++ code after boot/entry.S: take over the memory the PVH loader reports, build a domain
 // from the kernel image given as the first module (QEMU's -initrd), then leave QEMU through
 // isa-debug-exit with the status asked for on the command line.
+#include <algorithm>
 #include <cstdint>
 #include <new>
 #include <optional>
@@ -250,15 +251,15 @@ struct RunningBundle {
 };
 RunningBundle bundle;
 
-bool build_domain(const hv::builder::BundledDomain& wanted, hv::DomId id, hv::domain::Domains& domains,
-                  DomainSlot* slot, hv::builder::Built& built);
+bool build_domain(std::size_t entry, hv::DomId id, hv::domain::Domains& domains, DomainSlot* slot,
+                  hv::builder::Built& built);
 
 // Bundle entry `entry` built again in its slot, whose last domain is destroyed (RebuildDomain).
 hv::domain::Domain* rebuild(std::size_t entry, hv::DomId id, hv::builder::InitialRegisters& registers) {
     DomainSlot* slot = &bundle.slots[entry];
     slot->~DomainSlot();
     hv::builder::Built built;
-    if (!build_domain(bundle.wanted[entry], id, *bundle.domains, slot, built))
+    if (!build_domain(entry, id, *bundle.domains, slot, built))
         return nullptr;
     registers = built.registers;
     return &slot->domain;
@@ -299,10 +300,20 @@ std::span<const hv::builder::BundledDomain> read_initrd(std::span<const std::byt
     return bundle.list();
 }
 
-// The domain the bundle describes, built in `slot` as domain `id`; false with a message when it
-// cannot be (what was created of it then stays, never run).
-bool build_domain(const hv::builder::BundledDomain& wanted, hv::DomId id, hv::domain::Domains& domains,
-                  DomainSlot* slot, hv::builder::Built& built) {
+// Whether bundle entry `entry` is the initial domain (SIF_INITDOMAIN, Xen's dom0): the first
+// privileged one. It has no console ring or xenstore page: it writes and reads the hypervisor's
+// console with console_io, told of input by VIRQ_CONSOLE.
+bool is_initial_domain(std::size_t entry) {
+    const auto privileged = [](const hv::builder::BundledDomain& domain) { return domain.config.privileged; };
+    return bundle.wanted[entry].config.privileged &&
+           std::none_of(bundle.wanted.begin(), bundle.wanted.begin() + static_cast<std::ptrdiff_t>(entry), privileged);
+}
+
+// Bundle entry `entry`, built in `slot` as domain `id`; false with a message when it cannot be
+// (what was created of it then stays, never run).
+bool build_domain(std::size_t entry, hv::DomId id, hv::domain::Domains& domains, DomainSlot* slot,
+                  hv::builder::Built& built) {
+    const hv::builder::BundledDomain& wanted = bundle.wanted[entry];
     const hv::builder::BundleDomain& config = wanted.config;
     const auto refuse = [&](std::string_view why, std::string_view detail) {
         console.write(config.name);
@@ -334,6 +345,7 @@ bool build_domain(const hv::builder::BundledDomain& wanted, hv::DomId id, hv::do
                                      {.memory_pages = config.memory_pages(),
                                       .ramdisk = wanted.ramdisk,
                                       .command_line = {command_line.data(), command_line_length},
+                                      .initial_domain = is_initial_domain(entry),
                                       .time = {.system_time_ns = clock::now_ns(),
                                                .tsc_timestamp = cpu::read_tsc(),
                                                .tsc_to_system_mul = clock::scale().mul,
@@ -425,7 +437,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
             hv::builder::Built built;
             const hv::DomId id{static_cast<std::uint16_t>(index + 1)};
             const hv::builder::BundleDomain& config = wanted[index].config;
-            if (build_domain(wanted[index], id, domains, &slots[index], built)) {
+            if (build_domain(index, id, domains, &slots[index], built)) {
                 add_guest_domain(domains, slots[index].domain, built.registers, vcpu_storage, index,
                                  {config.on_poweroff, config.on_reboot, config.on_crash});
                 ++built_count;

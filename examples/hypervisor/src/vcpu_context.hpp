@@ -76,12 +76,16 @@ public:
 
 struct DomainRun;
 
+// Serial input not yet taken by the domain it goes to: its console ring's, or what the initial
+// domain reads with CONSOLEIO_read.
+extern hv::console::ConsoleInput serial_input;
+
 // One vCPU of a domain: what the trap layer keeps of it, and its registers, FPU state and data
 // selectors while another vCPU has the CPU. Cache-line aligned, so that a domain's contexts lie
 // in an array.
 struct alignas(64) VcpuContext {
     VcpuContext(hv::domain::Domains& domains, DomainRun& owner, hv::domain::Domain& domain, std::uint32_t id)
-        : calls{domains}, run{&owner}, domain{&domain}, vcpu{id}, sched{domain.id(), id} {}
+        : calls{domains, {}, &serial_input}, run{&owner}, domain{&domain}, vcpu{id}, sched{domain.id(), id} {}
 
     HypervisorCalls calls;
     DomainRun* run;
