@@ -79,7 +79,7 @@ def main(argv):
                                  ("init", executable, INIT.encode())]))
 
     subprocess.run([options.bundle_tool, "create", options.out, kernels[0], "--name", "linux", "--mem", options.mem,
-                    "--ramdisk", initramfs, "--cmdline", "console=hvc0 rdinit=/init"], check=True)
+                    "--vcpus", "2", "--ramdisk", initramfs, "--cmdline", "console=hvc0 rdinit=/init"], check=True)
     print(f"prepare_linux: {options.out}: {os.path.basename(kernels[0])} with a busybox initramfs, {options.mem} MiB")
     return 0
 

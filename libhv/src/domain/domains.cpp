@@ -241,18 +241,30 @@ Result<Port> Domains::attach_store_ring(Domain& domain, Mfn ring) {
     };
     if (const auto introduced = store_->introduce(domain.id()); !introduced)
         return undo(introduced.error());
-    // The toolstack's first keys: the home path holds the domain's name and id, as xl writes them.
-    std::array<char, 64> name_path{}, id_path{};
+    // The toolstack's first keys, as xl writes them: the home path holds the domain's name and id,
+    // and cpu/<n>/availability says which vCPUs the guest may bring up (Linux reads it).
+    const auto decimal = [](std::span<char> buffer, std::uint32_t value) {
+        return std::string_view{buffer.data(), static_cast<std::size_t>(
+                                                   std::to_chars(buffer.data(), buffer.data() + buffer.size(), value).ptr -
+                                                   buffer.data())};
+    };
+    std::array<char, 64> path{};
+    std::array<char, 32> key{};
     std::array<char, 8> id_text{};
-    const std::string_view id_value{id_text.data(),
-                                    static_cast<std::size_t>(
-                                        std::to_chars(id_text.data(), id_text.data() + id_text.size(), domain.id().value).ptr -
-                                        id_text.data())};
-    const auto named = store_->write(home_key(name_path, domain.id(), "name"), domain.name());
-    const auto numbered = named ? store_->write(home_key(id_path, domain.id(), "domid"), id_value) : named;
-    if (!numbered) {
+    Result<void> written = store_->write(home_key(path, domain.id(), "name"), domain.name());
+    if (written)
+        written = store_->write(home_key(path, domain.id(), "domid"), decimal(id_text, domain.id().value));
+    for (std::uint32_t vcpu = 0; written && vcpu < domain.vcpu_count(); ++vcpu) {
+        const std::string_view number = decimal(id_text, vcpu);
+        constexpr std::string_view prefix = "cpu/", suffix = "/availability";
+        char* end = std::copy(number.begin(), number.end(), std::copy(prefix.begin(), prefix.end(), key.data()));
+        end = std::copy(suffix.begin(), suffix.end(), end);
+        written = store_->write(home_key(path, domain.id(), {key.data(), static_cast<std::size_t>(end - key.data())}),
+                                "online");
+    }
+    if (!written) {
         (void)store_->release(domain.id());
-        return undo(numbered.error());
+        return undo(written.error());
     }
     domain.store_ring = ring;
     domain.store_port = *port;

@@ -271,6 +271,14 @@ TEST_CASE_METHOD(DomainFixture, "the xenstore ring is served when the guest sign
     const auto length = store.read("/local/domain/1/domid", domid);
     REQUIRE(length);
     CHECK(std::string_view{domid.data(), *length} == "1");
+    for (const char* cpu : {"/local/domain/1/cpu/0/availability", "/local/domain/1/cpu/1/availability"}) {
+        std::array<char, 8> availability{};
+        const auto read = store.read(cpu, availability);  // one key per vCPU, as xl writes them
+        REQUIRE(read);
+        CHECK(std::string_view{availability.data(), *read} == "online");
+    }
+    std::array<char, 8> none{};
+    CHECK_FALSE(store.read("/local/domain/1/cpu/2/availability", none));
     CHECK(domains.event_channels().is_pending(*guest->domain.events, *port));
     require_invariants({guest.get(), other.get()});
 
