@@ -119,8 +119,44 @@ void take_serial_input() {
         (void)running.domains->event_channels().send_virq(*focus->events, 0, pvkit::abi::VIRQ_CONSOLE);
 }
 
+std::string_view how_stopped(std::uint32_t reason) {
+    switch (reason) {
+    case pvkit::abi::SHUTDOWN_poweroff:
+        return "powered off";
+    case pvkit::abi::SHUTDOWN_reboot:
+        return "rebooted";
+    case pvkit::abi::SHUTDOWN_suspend:
+        return "suspended";
+    case pvkit::abi::SHUTDOWN_crash:
+        return "crashed";
+    default:
+        return "shut down";
+    }
+}
+
+// One line per domain: how it stopped, what became of it, and the CPU time its vCPUs' runstates
+// counted.
+void summarize(const DomainRun& run) {
+    std::uint64_t running_ns = 0;
+    for (const VcpuContext& context : run.vcpus)
+        running_ns += context.calls.runstate.info.time[pvkit::abi::RUNSTATE_running];
+    console.write("summary: ");
+    console.write(run.domain->name());
+    console.write(" (domain ");
+    console.write_decimal(run.domain->id().value);
+    console.write(", ");
+    console.write_decimal(run.vcpus.size());
+    console.write(run.vcpus.size() == 1 ? " vCPU): " : " vCPUs): ");
+    console.write(how_stopped(run.shutdown_reason));
+    console.write(run.preserved ? ", preserved, " : ", destroyed, ");
+    console.write_decimal(running_ns / 1'000'000);
+    console.write(" ms of CPU\n");
+}
+
 [[noreturn]] void finish() {
     bool all_powered_off = every_domain_built;
+    for (const DomainRun& run : domain_runs())
+        summarize(run);
     console.write("all domains have stopped: ");
     for (const DomainRun& run : domain_runs()) {
         const bool powered_off = run.powered_off;
@@ -248,6 +284,9 @@ void reap() {
         if (run.reaped || domain.state == hv::domain::DomainState::running)
             continue;
         if (domain.state == hv::domain::DomainState::shutdown) {  // first seen stopped: how, and what now
+            run.shutdown_reason = domain.shutdown_reason;
+            for (VcpuContext& context : run.vcpus)  // its last turn counts (a crash ends one abruptly)
+                hv::pv::change_runstate(context.calls.runstate, pvkit::abi::RUNSTATE_offline, clock::now_ns());
             run.powered_off = domain.shutdown_reason == pvkit::abi::SHUTDOWN_poweroff;
             run.action = action_for(run);
         }
@@ -325,8 +364,8 @@ void start_vcpus(DomainRun& run, hv::domain::Domain& domain, const hv::builder::
     for (std::uint32_t vcpu = 0; vcpu < run.vcpus.size(); ++vcpu) {
         VcpuContext& context = *new (&run.vcpus[vcpu]) VcpuContext{*running.domains, run, domain, vcpu};
         init_context(context);
-        if (vcpu != 0)
-            hv::pv::change_runstate(context.calls.runstate, pvkit::abi::RUNSTATE_offline, clock::now_ns());
+        const std::int32_t state = vcpu == 0 ? pvkit::abi::RUNSTATE_runnable : pvkit::abi::RUNSTATE_offline;
+        context.calls.runstate.info = {state, clock::now_ns(), {}};  // its times count from here
         scheduler().add(context.sched);
     }
     GuestFrame& frame = run.vcpus[0].frame;

@@ -107,7 +107,8 @@ struct DomainRun final : hv::pv::VcpuStates {
     hv::domain::Domain* domain = nullptr;
     std::span<VcpuContext> vcpus;
     bool reaped = false;       // it stopped and was destroyed (or preserved)
-    bool powered_off = false;  // how it stopped, kept past its destruction
+    std::uint32_t shutdown_reason = 0;  // how it stopped (SHUTDOWN_*), kept past its destruction
+    bool powered_off = false;
     bool preserved = false;    // kept as it stopped (on_crash = "preserve" ...)
     std::size_t entry = 0;     // its bundle entry, to build it again
     StopActions actions{};
