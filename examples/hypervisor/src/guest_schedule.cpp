@@ -378,11 +378,11 @@ void start_vcpus(DomainRun& run, hv::domain::Domain& domain, const hv::builder::
     (void)running.domains->unpause(domain);  // the platform's kick puts vCPU 0 in the run queue
 }
 
-DomainRun& run_of(const hv::domain::Domain& domain) {
-    DomainRun* run = runs.data();
-    while (run->domain != &domain)
-        ++run;
-    return *run;
+// The run of `domain`; nullptr while it is being built (an event may reach it then).
+DomainRun* run_of(const hv::domain::Domain& domain) {
+    const auto found = std::find_if(runs.begin(), runs.begin() + run_count,
+                                    [&](const DomainRun& run) { return run.domain == &domain; });
+    return found == runs.begin() + run_count ? nullptr : &*found;
 }
 
 }  // namespace
@@ -472,11 +472,13 @@ void set_poll_deadline(std::uint64_t deadline_ns) {
 }
 
 void vcpu_woken(const hv::domain::Domain& domain, std::uint32_t vcpu) {
-    update_scheduler(run_of(domain).vcpus[vcpu]);
+    if (DomainRun* run = run_of(domain))
+        update_scheduler(run->vcpus[vcpu]);
 }
 
 void vcpu_yielded(const hv::domain::Domain& domain, std::uint32_t vcpu) {
-    scheduler().yield(run_of(domain).vcpus[vcpu].sched, clock::now_ns());
+    if (DomainRun* run = run_of(domain))
+        scheduler().yield(run->vcpus[vcpu].sched, clock::now_ns());
 }
 
 void guest_gdt_changed(const hv::mm::VcpuMmu& vcpu) {
