@@ -23,5 +23,6 @@ add_custom_command(
 add_custom_target(pvkit_generated DEPENDS ${PVKIT_GEN_DIR}/generated.stamp)
 add_library(pvkit_abi INTERFACE)
 add_library(pvkit::abi ALIAS pvkit_abi)
-target_include_directories(pvkit_abi INTERFACE ${PVKIT_GEN_DIR}/include)
+set_target_properties(pvkit_abi PROPERTIES EXPORT_NAME abi)
+target_include_directories(pvkit_abi INTERFACE $<BUILD_INTERFACE:${PVKIT_GEN_DIR}/include> $<INSTALL_INTERFACE:include>)
 add_dependencies(pvkit_abi pvkit_generated)

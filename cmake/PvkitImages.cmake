@@ -1,7 +1,7 @@
 # Image helpers for the freestanding build.
 #
 #   add_hypervisor_image(NAME SOURCES src... LINKER_SCRIPT file [LIBRARIES lib...])
-#   add_guest_image(NAME SOURCES src... LINKER_SCRIPT file [LIBRARIES lib...] [CODE_MODEL kernel|small])
+#   add_guest_image(NAME SOURCES src... [LINKER_SCRIPT file] [LIBRARIES lib...] [CODE_MODEL kernel|small])
 #
 # Both produce NAME.elf. A hypervisor image is position-independent code linked into the Xen-reserved
 # range. A guest picks the code model that fits where it is linked: `kernel` for the top 2 GiB
@@ -34,6 +34,12 @@ function(add_hypervisor_image name)
   _pvkit_add_image(${name} ${ARGN})
 endfunction()
 
+# A guest's LINKER_SCRIPT defaults to libguest's (PVKIT_GUEST_LINKER_SCRIPT: the kernel linked at
+# Linux's VIRT_BASE, so CODE_MODEL kernel).
 function(add_guest_image name)
-  _pvkit_add_image(${name} ${ARGN})
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "LINKER_SCRIPT" "")
+  if(NOT ARG_LINKER_SCRIPT)
+    set(ARG_LINKER_SCRIPT ${PVKIT_GUEST_LINKER_SCRIPT})
+  endif()
+  _pvkit_add_image(${name} LINKER_SCRIPT ${ARG_LINKER_SCRIPT} ${ARG_UNPARSED_ARGUMENTS})
 endfunction()
