@@ -24,6 +24,9 @@ int pvk_page_alloc(struct pvk_page *page);
 int pvk_page_free(const struct pvk_page *page);
 /* The machine frame behind an address of the initial mapping. */
 uint64_t pvk_virt_to_mfn(const void *address);
+/* Where the initial mapping maps this domain's machine frame `mfn` (the store or console page of
+ * start_info, for example), found through the M2P; NULL when it is not there. */
+void *pvk_mfn_to_virt(uint64_t mfn);
 /* Maps machine frame `mfn` at `address` (a page from pvk_page_alloc); 0 or a negative Xen errno. */
 long pvk_map_frame(void *address, uint64_t mfn, int writable);
 /* Maps the page's own frame back at `address`; do this before pvk_page_free. */

@@ -41,5 +41,6 @@ extern "C" int pvk_page_free(const struct pvk_page* page) {
     return free_page({page->address, Pfn{page->pfn}, page->mfn}) ? 0 : -1;
 }
 extern "C" uint64_t pvk_virt_to_mfn(const void* address) { return virt_to_mfn(address); }
+extern "C" void* pvk_mfn_to_virt(uint64_t mfn) { return mfn_to_virt(mfn); }
 extern "C" long pvk_map_frame(void* address, uint64_t mfn, int writable) { return map_frame(address, mfn, writable != 0); }
 extern "C" long pvk_restore_page(void* address) { return restore_page(address); }

@@ -3,28 +3,11 @@
  * grant copy, writes its answer and says so; unmaps when asked. All through libguest's C API. */
 #include <pvkit/guest.h>
 
+#include "libguest_report.h"
 #include "xs.h"
 
 #define RUNTIME_DOMAIN 1
 #define MS 1000000ull
-
-static int checks, failures;
-
-static int check(int holds, const char *what)
-{
-    ++checks;
-    failures += !holds;
-    pvk_printf("%s %s\n", holds ? "PASS" : "FAIL", what);
-    return holds;
-}
-
-static int text_is(const volatile char *text, const char *expected)
-{
-    for (; *expected != '\0'; ++text, ++expected)
-        if (*text != *expected)
-            return 0;
-    return *text == '\0';
-}
 
 int pvk_main(const struct pvk_start_info *info)
 {
@@ -59,7 +42,5 @@ int pvk_main(const struct pvk_start_info *info)
     check(pvk_evtchn_wait((uint32_t)port, pvk_monotonic_ns() + 5000 * MS) == 1 && pvk_gnttab_unmap(&mapping) == 0,
           "peer: asked to, it unmapped the page");
     pvk_evtchn_notify((uint32_t)port);
-    pvk_printf("RESULT: %d/%d\n", checks - failures, checks);
-    pvk_console_flush(pvk_monotonic_ns() + 1000 * MS);
-    return failures;
+    return report_result();
 }

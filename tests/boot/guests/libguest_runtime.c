@@ -6,28 +6,11 @@
 #include <pvkit/format.h>
 #include <pvkit/heap.h>
 
+#include "libguest_report.h"
 #include "xs.h"
 
 #define PEER_DOMAIN 2
 #define MS 1000000ull
-
-static int checks, failures;
-
-static int check(int holds, const char *what)
-{
-    ++checks;
-    failures += !holds;
-    pvk_printf("%s %s\n", holds ? "PASS" : "FAIL", what);
-    return holds;
-}
-
-static int text_is(const volatile char *text, const char *expected)
-{
-    for (; *expected != '\0'; ++text, ++expected)
-        if (*text != *expected)
-            return 0;
-    return *text == '\0';
-}
 
 static void console_checks(void)
 {
@@ -185,7 +168,6 @@ static void grant_checks(void)
 
 int pvk_main(const struct pvk_start_info *info)
 {
-    (void)info;
     xs_init(info);
     check(pvk_setup() == 0, "setup: shared_info mapped, allocator and heap over the free pfns");
     check(pvk_events_setup() == 0, "events: upcall registered, events unmasked");
@@ -195,7 +177,5 @@ int pvk_main(const struct pvk_start_info *info)
     event_checks();
     memory_checks();
     grant_checks();
-    pvk_printf("RESULT: %d/%d\n", checks - failures, checks);
-    pvk_console_flush(pvk_monotonic_ns() + 1000 * MS);
-    return failures;
+    return report_result();
 }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace {
 using namespace pvkit::guest;
@@ -66,12 +67,12 @@ TEST_CASE("libguest: console indexes wrap around 2^32", "[libguest][console]") {
 TEST_CASE("libguest: a back end claiming more than the ring holds breaks it for good", "[libguest][console][hostile]") {
     abi::xencons_interface page{};
     ConsoleRing ring(page);
-    CHECK(ring.write("abc") == 3);
+    CHECK(ring.write(std::string_view("abc")) == 3);
     page.out_cons = 10;  // consumed more than was produced
-    CHECK(ring.write("def") == 0);
+    CHECK(ring.write(std::string_view("def")) == 0);
     CHECK(ring.broken());
     page.out_cons = 3;  // repaired: still broken, nothing moves
-    CHECK(ring.write("def") == 0);
+    CHECK(ring.write(std::string_view("def")) == 0);
     CHECK(page.out_prod == 3);
 
     abi::xencons_interface input_page{};
