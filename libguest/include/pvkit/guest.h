@@ -1,8 +1,19 @@
-/* The C API of libguest. */
+/*
+ * The C API of libguest: the hypercall stubs and ABI types (pvkit/xen-abi.h), pvk_main, and the
+ * headers of each part. Declaring a part's functions costs nothing: a guest links only the parts
+ * (CMake targets) whose functions it calls.
+ */
 #ifndef PVKIT_GUEST_H
 #define PVKIT_GUEST_H
 
 #include <pvkit/xen-abi.h>
+
+#include <pvkit/console.h>
+#include <pvkit/evtchn.h>
+#include <pvkit/gnttab.h>
+#include <pvkit/memory.h>
+#include <pvkit/start.h>
+#include <pvkit/time.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,8 +1,12 @@
-// Start of day in C++: constructors, the guest's main function, and a shutdown that says how it went.
+// Start of day in C++: the start_info page kept, constructors, the guest's main function (pvk_main,
+// or guest_main through guest_main.cpp), and a shutdown that says how it went.
 #include <pvkit/guest.h>
 #include <pvkit/hypercalls.hpp>
+#include <guest/start.hpp>
 
 namespace {
+const pvk_start_info* saved_start_info = nullptr;
+
 using Constructor = void (*)();
 extern "C" Constructor __init_array_start[], __init_array_end[];
 
@@ -18,7 +22,14 @@ void run_constructors() {
 }
 }  // namespace
 
+extern "C" const pvk_start_info* pvk_start_info_page(void) { return saved_start_info; }
+
+namespace pvkit::guest {
+const abi::start_info& start_info() { return *reinterpret_cast<const abi::start_info*>(saved_start_info); }
+}  // namespace pvkit::guest
+
 extern "C" [[noreturn]] void pvk_start(const pvk_start_info* start_info) {
+    saved_start_info = start_info;
     run_constructors();
     const int status = pvk_main(start_info);
     shut_down(status == 0 ? pvkit::abi::ShutdownReason::poweroff : pvkit::abi::ShutdownReason::crash);

@@ -1,0 +1,41 @@
+/*
+ * Event channels, C API (guest/evtchn.hpp). Binding functions return the new port, masked and
+ * without a handler, or a negative Xen errno. A port is either handled (pvk_evtchn_set_handler:
+ * called from the upcall with events masked) or waited for (pvk_evtchn_wait: the port stays
+ * masked). Deadlines are system time in ns (pvk_monotonic_ns), 0 meaning no limit.
+ */
+#ifndef PVKIT_EVTCHN_H
+#define PVKIT_EVTCHN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void (*pvk_evtchn_handler)(uint32_t port, void *context);
+
+/* Maps shared_info, registers the upcall, unmasks events; 0, or -1 on failure. Idempotent. */
+int pvk_events_setup(void);
+long pvk_evtchn_bind_virq(uint32_t virq);
+long pvk_evtchn_bind_interdomain(uint16_t remote_domain, uint32_t remote_port);
+long pvk_evtchn_alloc_unbound(uint16_t remote_domain);
+long pvk_evtchn_bind_ipi(uint32_t vcpu);
+long pvk_evtchn_close(uint32_t port);
+/* EVTCHNOP_send: 0 or a negative Xen errno. */
+long pvk_evtchn_notify(uint32_t port);
+/* 0, or an error of the handler table (1 port out of range, 2 no handler, 3 already bound,
+ * 4 not bound: guest/events.hpp's EventError). */
+int pvk_evtchn_set_handler(uint32_t port, pvk_evtchn_handler handler, void *context);
+int pvk_evtchn_clear_handler(uint32_t port);
+/* 1 when the port was pending (now cleared), 0 when the deadline passed first. */
+int pvk_evtchn_wait(uint32_t port, uint64_t deadline_ns);
+/* Masks events on this vCPU; 1 if they were masked already. */
+int pvk_events_disable(void);
+void pvk_events_enable(void);
+void pvk_events_restore(int were_masked);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
