@@ -38,7 +38,7 @@ def main():
     kernel = os.path.join(build, "out_of_tree_kernel.elf")
     result = subprocess.run([sys.executable, os.path.join(ROOT, "cmake", "qemu_boot.py"), options.hypervisor,
                              "--initrd", kernel, "--status", "0",
-                             "--expect", r"\(dom1\) out-of-tree kernel: 4096 pages, magic xen-3\.0-x86_64",
+                             "--expect", r"\(dom1\) out-of-tree kernel: 4096 pages, magic xen-3\.0-x86_64, slept at least 5 ms",
                              "--expect", "all domains have stopped: dom1 powered off"])
     return result.returncode
 
