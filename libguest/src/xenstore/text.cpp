@@ -1,0 +1,75 @@
+#include "text.hpp"
+
+namespace pvkit::guest {
+namespace {
+
+struct ErrorName {
+    std::string_view name;
+    XsErrc error;
+};
+
+// The names xs_wire.h's xsd_errors[] lists, each with its errno.
+constexpr ErrorName error_names[] = {
+    {"EINVAL", XsErrc::einval}, {"EACCES", XsErrc::eacces},       {"EEXIST", XsErrc::eexist},
+    {"EISDIR", XsErrc::eisdir}, {"ENOENT", XsErrc::enoent},       {"ENOMEM", XsErrc::enomem},
+    {"ENOSPC", XsErrc::enospc}, {"EIO", XsErrc::eio},             {"ENOTEMPTY", XsErrc::enotempty},
+    {"ENOSYS", XsErrc::enosys}, {"EROFS", XsErrc::erofs},         {"EBUSY", XsErrc::ebusy},
+    {"EAGAIN", XsErrc::eagain}, {"EISCONN", XsErrc::eisconn},     {"E2BIG", XsErrc::e2big},
+    {"EPERM", XsErrc::eperm},
+};
+
+}  // namespace
+
+XsErrc error_from_name(std::string_view name) {
+    for (const ErrorName& known : error_names)
+        if (known.name == name)
+            return known.error;
+    return XsErrc::eio;
+}
+
+std::size_t format_decimal(std::uint64_t value, char* out) {
+    char reversed[decimal_digits_max];
+    std::size_t count = 0;
+    do {
+        reversed[count++] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    for (std::size_t i = 0; i < count; ++i)
+        out[i] = reversed[count - 1 - i];
+    return count;
+}
+
+bool parse_decimal(std::string_view text, std::uint64_t max, std::uint64_t& value) {
+    if (text.empty() || text.size() > decimal_digits_max || (text.size() > 1 && text[0] == '0'))
+        return false;
+    std::uint64_t result = 0;
+    for (char digit : text) {
+        if (digit < '0' || digit > '9')
+            return false;
+        const std::uint64_t next = static_cast<std::uint64_t>(digit - '0');
+        if (next > max || result > (max - next) / 10)
+            return false;
+        result = result * 10 + next;
+    }
+    value = result;
+    return true;
+}
+
+TextBuilder& TextBuilder::add(std::string_view piece) {
+    // One byte stays for the NUL.
+    if (overflow_ || piece.size() >= buffer_.size() - length_) {
+        overflow_ = true;
+        return *this;
+    }
+    for (char byte : piece)
+        buffer_[length_++] = byte;
+    terminate();
+    return *this;
+}
+
+TextBuilder& TextBuilder::add_decimal(std::uint64_t value) {
+    char digits[decimal_digits_max];
+    return add({digits, format_decimal(value, digits)});
+}
+
+}  // namespace pvkit::guest
