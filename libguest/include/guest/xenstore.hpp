@@ -21,6 +21,8 @@
 // of (wrong type or transaction, payload not in the message's format) fails that one call with
 // EBADMSG and the connection goes on. Only slots index % size are ever touched.
 //
+// Nothing locks: one caller at a time per client (a guest with several vCPUs serializes its calls).
+//
 // Waiting is not ours: the guest's runtime (or a test) gives a StoreChannel that notifies the
 // store's event channel and waits for it to fire, up to a deadline on its own clock.
 #pragma once
@@ -114,6 +116,15 @@ struct XsWatchEvent {
     std::string_view token;
 };
 
+// string_view's find() calls memchr and substr() may throw, neither of which a freestanding guest
+// has: the client looks for NULs with this. The index of the first NUL at or after `from`, or
+// text.size() when there is none.
+constexpr std::size_t find_nul(std::string_view text, std::size_t from = 0) {
+    while (from < text.size() && text[from] != '\0')
+        ++from;
+    return from;
+}
+
 // Names returned by directory(): views into the caller's buffer, each name NUL-ended there.
 struct XsNames {
     std::string_view bytes;  // every name with its NUL
@@ -121,15 +132,16 @@ struct XsNames {
 
     struct Iterator {
         std::string_view rest;
-        std::string_view operator*() const { return rest.substr(0, rest.find('\0')); }
+        std::string_view operator*() const { return {rest.data(), find_nul(rest)}; }
         Iterator& operator++() {
-            rest.remove_prefix(rest.find('\0') + 1);
+            const std::size_t end = find_nul(rest);
+            rest.remove_prefix(end < rest.size() ? end + 1 : end);
             return *this;
         }
         bool operator==(const Iterator& other) const { return rest.size() == other.rest.size(); }
     };
     Iterator begin() const { return {bytes}; }
-    Iterator end() const { return {bytes.substr(bytes.size())}; }
+    Iterator end() const { return {{bytes.data() + bytes.size(), 0}}; }
 };
 
 // Why a connection broke (ENOTCONN for good).
@@ -204,8 +216,13 @@ private:
     enum class Sink : std::uint8_t { header, reply, error, event, discard };
 
     std::uint64_t request_deadline();
-    XsResult<void> send(const abi::xsd_sockmsg& header, std::span<const std::string_view> parts, std::uint64_t deadline);
+    XsResult<void> send(const abi::xsd_sockmsg& header, std::span<const std::string_view> parts,
+                        std::uint64_t deadline);
     XsResult<void> put_bytes(std::string_view bytes, std::uint64_t deadline);
+    // After a look at the ring that did (moved) or did not find something: whether to look again,
+    // waiting for the port first if nothing moved; false once the deadline has passed.
+    bool keep_waiting(bool moved, std::uint64_t deadline);
+    bool deadline_passed(std::uint64_t deadline) { return deadline != forever && channel_.now() >= deadline; }
     // Takes what rsp[] holds; returns whether anything was taken.
     bool take_responses();
     void take_byte(char byte);
@@ -217,6 +234,8 @@ private:
     }
     // A request whose reply must be "OK".
     XsResult<void> expect_ok(std::uint32_t type, XsTransaction tx, std::span<const std::string_view> parts);
+    // The same with `path` and its NUL as the payload.
+    XsResult<void> path_ok_request(std::uint32_t type, std::string_view path, XsTransaction tx);
     // The first queued event record with `token` (any, if empty): its offset, or event_storage.
     std::size_t find_event(std::string_view token) const;
     void remove_event(std::size_t offset);

@@ -41,8 +41,8 @@ bool well_formed_event(std::string_view payload) {
 
 std::string_view event_token(const char* record) {
     const std::string_view payload{record + record_header, record_length(record)};
-    const std::size_t first = payload.find('\0');
-    return payload.substr(first + 1, payload.size() - first - 2);
+    const std::size_t first = find_nul(payload);
+    return {payload.data() + first + 1, payload.size() - first - 2};
 }
 
 }  // namespace
@@ -84,7 +84,7 @@ XsResult<std::size_t> XenstoreClient::request(std::uint32_t type, XsTransaction 
         const bool moved = take_responses();
         if (broken_ != XsBroken::no)
             sent = XsErrc::enotconn;
-        else if (!reply_done_ && !moved && !channel_.wait(deadline))
+        else if (!reply_done_ && !keep_waiting(moved, deadline))
             sent = XsErrc::etime;
     }
     waiting_req_id_ = 0;
@@ -95,16 +95,23 @@ XsResult<std::size_t> XenstoreClient::request(std::uint32_t type, XsTransaction 
         return sent.error();
     }
     if (reply_header_.type == abi::XS_ERROR) {
-        const std::string_view name{error_name_, reply_length_ < sizeof error_name_ ? reply_length_ : 0};
-        if (name.empty() || name.back() != '\0' || name.find('\0') != name.size() - 1)
+        std::string_view name;
+        if (reply_length_ > sizeof error_name_ || !one_string({error_name_, reply_length_}, name))
             return XsErrc::ebadmsg;
-        return error_from_name(name.substr(0, name.size() - 1));
+        return error_from_name(name);
     }
     if (reply_header_.type != type || reply_header_.tx_id != tx.id)
         return XsErrc::ebadmsg;
     if (reply_length_ > reply.size())
         return XsErrc::erange;
     return reply_length_;
+}
+
+bool XenstoreClient::keep_waiting(bool moved, std::uint64_t deadline) {
+    // A store that keeps sending (events, stale replies) must not hold us past the deadline.
+    if (moved)
+        return !deadline_passed(deadline);
+    return channel_.wait(deadline);
 }
 
 XsResult<void> XenstoreClient::send(const abi::xsd_sockmsg& header, std::span<const std::string_view> parts,
@@ -128,7 +135,7 @@ XsResult<void> XenstoreClient::send(const abi::xsd_sockmsg& header, std::span<co
                 const bool moved = take_responses();
                 if (broken_ != XsBroken::no)
                     return XsErrc::enotconn;
-                if (!moved && !channel_.wait(deadline)) {
+                if (!keep_waiting(moved, deadline)) {
                     // Half a request in req[] cannot be taken back: the stream is lost.
                     if (started)
                         break_connection(XsBroken::interrupted_request);
@@ -205,7 +212,8 @@ void XenstoreClient::start_message() {
         return;
     }
     if (incoming_.type == abi::XS_WATCH_EVENT) {
-        const bool fits = incoming_.len <= event_storage - record_header - events_used_;
+        // events_used_ may be event_storage itself: add, never subtract.
+        const bool fits = events_used_ + record_header + incoming_.len <= event_storage;
         dropped_events_ += fits ? 0 : 1;
         sink_ = fits ? Sink::event : Sink::discard;
     } else if (waiting_req_id_ != 0 && incoming_.req_id == waiting_req_id_ && !reply_done_) {
@@ -265,11 +273,15 @@ XsResult<void> XenstoreClient::wait_for_event(std::string_view token, std::uint6
     const std::uint64_t dropped_before = dropped_events_;
     for (;;) {
         const bool moved = take_responses();
-        if (find_event(token) != event_storage || dropped_events_ != dropped_before)
+        if (find_event(token) != event_storage)
             return {};
+        // A drop may have been the event awaited: the caller looks again, unless time is up (a
+        // store flooding events must not keep a caller looping past its deadline).
+        if (dropped_events_ != dropped_before)
+            return deadline_passed(deadline) ? XsResult<void>{XsErrc::etime} : XsResult<void>{};
         if (broken_ != XsBroken::no)
             return XsErrc::enotconn;
-        if (!moved && !channel_.wait(deadline))
+        if (!keep_waiting(moved, deadline))
             return XsErrc::etime;
     }
 }
@@ -285,8 +297,8 @@ XsResult<XsWatchEvent> XenstoreClient::next_event(std::span<char> buffer, std::u
             __builtin_memcpy(buffer.data(), events_ + offset + record_header, length);
             remove_event(offset);
             const std::string_view payload{buffer.data(), length};
-            const std::size_t first = payload.find('\0');
-            return XsWatchEvent{payload.substr(0, first), payload.substr(first + 1, length - first - 2)};
+            const std::size_t first = find_nul(payload);
+            return XsWatchEvent{{payload.data(), first}, {payload.data() + first + 1, length - first - 2}};
         }
         if (XsResult<void> waited = wait_for_event(token, deadline); !waited)
             return waited.error();

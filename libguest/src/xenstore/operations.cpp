@@ -9,7 +9,7 @@ namespace {
 
 constexpr std::string_view nul{"\0", 1};
 
-bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
+bool has_nul(std::string_view text) { return find_nul(text) != text.size(); }
 
 constexpr char access_letters[] = {'n', 'r', 'w', 'b'};
 
@@ -19,12 +19,12 @@ XsResult<std::size_t> parse_perms(std::string_view text, std::span<XsPermission>
         return XsErrc::ebadmsg;
     std::size_t count = 0;
     for (std::size_t start = 0; start < text.size(); ++count) {
-        const std::size_t end = text.find('\0', start);
-        const std::string_view entry = text.substr(start, end - start);
+        const std::size_t end = find_nul(text, start);
+        const std::string_view entry{text.data() + start, end - start};
         start = end + 1;
         XsPermission parsed;
         std::uint64_t domain = 0;
-        if (entry.empty() || !parse_decimal(entry.substr(1), 0xffff, domain))
+        if (entry.empty() || !parse_decimal({entry.data() + 1, entry.size() - 1}, 0xffff, domain))
             return XsErrc::ebadmsg;
         std::size_t letter = 0;
         while (letter < sizeof access_letters && access_letters[letter] != entry[0])
@@ -43,7 +43,8 @@ XsResult<std::size_t> parse_perms(std::string_view text, std::span<XsPermission>
 
 }  // namespace
 
-XsResult<void> XenstoreClient::expect_ok(std::uint32_t type, XsTransaction tx, std::span<const std::string_view> parts) {
+XsResult<void> XenstoreClient::expect_ok(std::uint32_t type, XsTransaction tx,
+                                         std::span<const std::string_view> parts) {
     char reply[4];
     XsResult<std::size_t> answered = request(type, tx, parts, reply);
     if (!answered)
@@ -73,18 +74,19 @@ XsResult<void> XenstoreClient::write(std::string_view path, std::string_view val
     return expect_ok(abi::XS_WRITE, tx, parts);
 }
 
-XsResult<void> XenstoreClient::mkdir(std::string_view path, XsTransaction tx) {
+XsResult<void> XenstoreClient::path_ok_request(std::uint32_t type, std::string_view path, XsTransaction tx) {
     if (has_nul(path))
         return XsErrc::einval;
     const std::string_view parts[] = {path, nul};
-    return expect_ok(abi::XS_MKDIR, tx, parts);
+    return expect_ok(type, tx, parts);
+}
+
+XsResult<void> XenstoreClient::mkdir(std::string_view path, XsTransaction tx) {
+    return path_ok_request(abi::XS_MKDIR, path, tx);
 }
 
 XsResult<void> XenstoreClient::rm(std::string_view path, XsTransaction tx) {
-    if (has_nul(path))
-        return XsErrc::einval;
-    const std::string_view parts[] = {path, nul};
-    return expect_ok(abi::XS_RM, tx, parts);
+    return path_ok_request(abi::XS_RM, path, tx);
 }
 
 XsResult<XsNames> XenstoreClient::directory(std::string_view path, std::span<char> names, XsTransaction tx) {
@@ -156,9 +158,8 @@ XsResult<XsTransaction> XenstoreClient::transaction_start() {
     if (!length)
         return length.error() == XsErrc::erange ? XsErrc::ebadmsg : length.error();
     std::uint64_t id = 0;
-    const std::string_view text{reply, *length};
-    if (text.empty() || text.back() != '\0' || !parse_decimal(text.substr(0, text.size() - 1), 0xffffffff, id) ||
-        id == 0)
+    std::string_view text;
+    if (!one_string({reply, *length}, text) || !parse_decimal(text, 0xffffffff, id) || id == 0)
         return XsErrc::ebadmsg;
     return XsTransaction{static_cast<std::uint32_t>(id)};
 }
@@ -176,10 +177,10 @@ XsResult<std::string_view> XenstoreClient::get_domain_path(DomainId domain, std:
     XsResult<std::size_t> length = request(abi::XS_GET_DOMAIN_PATH, {}, parts, path);
     if (!length)
         return length.error();
-    const std::string_view text{path.data(), *length};
-    if (text.empty() || text.back() != '\0' || text.find('\0') != text.size() - 1)
+    std::string_view text;
+    if (!one_string({path.data(), *length}, text))
         return XsErrc::ebadmsg;
-    return text.substr(0, text.size() - 1);
+    return text;
 }
 
 }  // namespace pvkit::guest

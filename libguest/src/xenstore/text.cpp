@@ -27,16 +27,21 @@ XsErrc error_from_name(std::string_view name) {
     return XsErrc::eio;
 }
 
+bool one_string(std::string_view payload, std::string_view& text) {
+    if (payload.empty() || find_nul(payload) != payload.size() - 1)
+        return false;
+    text = {payload.data(), payload.size() - 1};
+    return true;
+}
+
 std::size_t format_decimal(std::uint64_t value, char* out) {
-    char reversed[decimal_digits_max];
-    std::size_t count = 0;
-    do {
-        reversed[count++] = static_cast<char>('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    for (std::size_t i = 0; i < count; ++i)
-        out[i] = reversed[count - 1 - i];
-    return count;
+    // Count the digits first, then write them from the last one back.
+    std::size_t digits = 1;
+    for (std::uint64_t rest = value / 10; rest != 0; rest /= 10)
+        ++digits;
+    for (std::size_t position = digits; position-- > 0; value /= 10)
+        out[position] = static_cast<char>('0' + value % 10);
+    return digits;
 }
 
 bool parse_decimal(std::string_view text, std::uint64_t max, std::uint64_t& value) {

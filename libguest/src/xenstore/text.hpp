@@ -14,6 +14,9 @@ namespace pvkit::guest {
 // The errno an XS_ERROR name stands for (xs_wire.h's xsd_errors); EIO for a name not there.
 XsErrc error_from_name(std::string_view name);
 
+// Whether `payload` is exactly one string and its NUL; the string without it goes to `text`.
+bool one_string(std::string_view payload, std::string_view& text);
+
 // The longest decimal text of a 64-bit number.
 inline constexpr std::size_t decimal_digits_max = 20;
 

@@ -145,8 +145,11 @@ XsResult<void> wait_for_state(XenstoreClient& store, std::string_view other_end,
 
 XsResult<XenbusPeer> read_other_end(XenstoreClient& store, std::string_view device, XenbusEnd which,
                                     std::span<char> path) {
-    const std::string_view key = which == XenbusEnd::backend ? "backend" : "frontend";
-    const std::string_view id_key = which == XenbusEnd::backend ? "backend-id" : "frontend-id";
+    // Views of literals each, so that no strlen runs.
+    const std::string_view key =
+        which == XenbusEnd::backend ? std::string_view{"backend"} : std::string_view{"frontend"};
+    const std::string_view id_key =
+        which == XenbusEnd::backend ? std::string_view{"backend-id"} : std::string_view{"frontend-id"};
     PathBuffer buffer;
     XsResult<std::string_view> key_at = key_path(buffer, device, key);
     if (!key_at)

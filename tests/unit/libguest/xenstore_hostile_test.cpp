@@ -29,7 +29,8 @@ public:
         clock += millisecond;
         return true;
     }
-    std::uint64_t now() override { return clock; }
+    // Time passes while the client works, too.
+    std::uint64_t now() override { return clock += 100'000; }
 
     // Answers with `type` and `payload`, echoing the request's ids.
     void reply(const abi::xsd_sockmsg& request, std::uint32_t type, std::string_view payload) {
@@ -40,6 +41,7 @@ public:
     std::function<void(FakeStore&, const abi::xsd_sockmsg&, std::string_view)> respond;
     bool stopped = false;  // takes nothing from req[]
     bool drip = false;
+    bool flood = false;    // a watch event more at every notify or wait
     std::string pending;   // bytes to write into rsp[]
     std::uint64_t clock = 0;
     unsigned waits = 0;
@@ -63,6 +65,8 @@ private:
             if (respond)
                 respond(*this, header, payload);
         }
+        if (flood)
+            pending += encode(abi::XS_WATCH_EVENT, 0, 0, strings({"flood", "t"}));
         std::size_t room = ring_size - (page.rsp_prod - page.rsp_cons);
         if (drip && room > 1)
             room = 1;
@@ -84,12 +88,17 @@ void well_behaved(FakeStore& store, const abi::xsd_sockmsg& request, std::string
         store.reply(request, request.type, strings({"OK"}));
 }
 
-}  // namespace
-
-TEST_CASE("libguest: xenstore an rsp_prod more than a ring ahead breaks the connection, nothing read",
-          "[libguest][xenstore][hostile]") {
+// A client on a fake store of its own.
+struct FakeFixture {
     FakeStore store;
     XenstoreClient xs{store.page, store};
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore an rsp_prod more than a ring ahead breaks the connection, nothing read",
+                 "[libguest][xenstore][hostile]") {
     store.respond = [](FakeStore& fake, const abi::xsd_sockmsg&, std::string_view) {
         fake.page.rsp_prod += ring_size + 1;
     };
@@ -105,19 +114,18 @@ TEST_CASE("libguest: xenstore an rsp_prod more than a ring ahead breaks the conn
     CHECK(store.page.req_prod == req_prod);
 }
 
-TEST_CASE("libguest: xenstore a req_cons past req_prod breaks the connection before writing",
-          "[libguest][xenstore][hostile]") {
-    FakeStore store;
-    XenstoreClient xs{store.page, store};
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore a req_cons past req_prod breaks the connection before writing",
+                 "[libguest][xenstore][hostile]") {
     store.page.req_cons = 100;  // the store claims to have consumed bytes never produced
     CHECK(error_of(xs.write("v", "x")) == XsErrc::enotconn);
     CHECK(xs.broken() == XsBroken::request_indexes);
     CHECK(store.page.req_prod == 0);
 }
 
-TEST_CASE("libguest: xenstore a header with len over 4096 breaks the connection", "[libguest][xenstore][hostile]") {
-    FakeStore store;
-    XenstoreClient xs{store.page, store};
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore a header with len over 4096 breaks the connection",
+                 "[libguest][xenstore][hostile]") {
     store.respond = [](FakeStore& fake, const abi::xsd_sockmsg& request, std::string_view) {
         const abi::xsd_sockmsg header{abi::XS_READ, request.req_id, 0, abi::XENSTORE_PAYLOAD_MAX + 1};
         fake.pending.append(reinterpret_cast<const char*>(&header), sizeof header);
@@ -130,10 +138,9 @@ TEST_CASE("libguest: xenstore a header with len over 4096 breaks the connection"
     CHECK(store.page.rsp_cons == 16);
 }
 
-TEST_CASE("libguest: xenstore a reply of the wrong type or transaction is EBADMSG and the connection goes on",
-          "[libguest][xenstore][hostile]") {
-    FakeStore store;
-    XenstoreClient xs{store.page, store};
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore a reply of the wrong type or transaction is EBADMSG and the connection goes on",
+                 "[libguest][xenstore][hostile]") {
     int answer = 0;
     store.respond = [&](FakeStore& fake, const abi::xsd_sockmsg& request, std::string_view payload) {
         switch (answer++) {
@@ -154,10 +161,9 @@ TEST_CASE("libguest: xenstore a reply of the wrong type or transaction is EBADMS
     CHECK(xs.write("v", "x"));
 }
 
-TEST_CASE("libguest: xenstore error replies: known names map to errno, unknown ones to EIO, garbage to EBADMSG",
-          "[libguest][xenstore][hostile]") {
-    FakeStore store;
-    XenstoreClient xs{store.page, store};
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore error replies: known names map to errno, unknown ones to EIO, garbage to EBADMSG",
+                 "[libguest][xenstore][hostile]") {
     std::string error;
     store.respond = [&](FakeStore& fake, const abi::xsd_sockmsg& request, std::string_view) {
         fake.reply(request, abi::XS_ERROR, error);
@@ -176,10 +182,9 @@ TEST_CASE("libguest: xenstore error replies: known names map to errno, unknown o
     CHECK(xs.broken() == XsBroken::no);
 }
 
-TEST_CASE("libguest: xenstore malformed payloads of directory, perms, transaction and domain path are EBADMSG",
-          "[libguest][xenstore][hostile]") {
-    FakeStore store;
-    XenstoreClient xs{store.page, store};
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore malformed payloads of directory, perms, transaction and domain path are EBADMSG",
+                 "[libguest][xenstore][hostile]") {
     std::string payload;
     store.respond = [&](FakeStore& fake, const abi::xsd_sockmsg& request, std::string_view) {
         fake.reply(request, request.type, payload);
@@ -204,10 +209,9 @@ TEST_CASE("libguest: xenstore malformed payloads of directory, perms, transactio
     CHECK(tx->id == 7);
 }
 
-TEST_CASE("libguest: xenstore stale replies and malformed events are dropped, the awaited reply still found",
-          "[libguest][xenstore][hostile]") {
-    FakeStore store;
-    XenstoreClient xs{store.page, store};
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore stale replies and malformed events are dropped, the awaited reply still found",
+                 "[libguest][xenstore][hostile]") {
     store.respond = [](FakeStore& fake, const abi::xsd_sockmsg& request, std::string_view payload) {
         fake.pending += encode(abi::XS_READ, request.req_id + 1000, 0, "stale");
         fake.pending += encode(abi::XS_WATCH_EVENT, 0, 0, "only-one-nul\0"s);
@@ -227,7 +231,7 @@ TEST_CASE("libguest: xenstore stale replies and malformed events are dropped, th
 }
 
 TEST_CASE("libguest: xenstore a reply dripping in a byte at a time across the wrap is reassembled",
-          "[libguest][xenstore][hostile]") {
+                 "[libguest][xenstore][hostile]") {
     FakeStore store{0xfffffff0u};
     XenstoreClient xs{store.page, store};
     store.drip = true;
@@ -241,10 +245,9 @@ TEST_CASE("libguest: xenstore a reply dripping in a byte at a time across the wr
     CHECK(store.page.rsp_prod < 0x1000u);
 }
 
-TEST_CASE("libguest: xenstore a request cut short by its deadline halfway into req[] breaks the connection",
-          "[libguest][xenstore][hostile]") {
-    FakeStore store;
-    XenstoreClient xs{store.page, store};
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore a request cut short by its deadline halfway into req[] breaks the connection",
+                 "[libguest][xenstore][hostile]") {
     store.stopped = true;
     xs.set_timeout(5 * millisecond);
     CHECK(error_of(xs.write("v", std::string(2000, 'x'))) == XsErrc::etime);
@@ -259,4 +262,38 @@ TEST_CASE("libguest: xenstore a request cut short by its deadline halfway into r
     late.set_timeout(2 * millisecond);
     CHECK(error_of(late.write("v", "x")) == XsErrc::etime);
     CHECK(late.broken() == XsBroken::no);
+}
+
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore events filling the queue's storage exactly, then one more, are kept and dropped",
+                 "[libguest][xenstore][hostile]") {
+    // Records of 4 + 1020 bytes: four fill the 4096 bytes exactly.
+    const std::string path(1017, 'p');
+    store.respond = [&](FakeStore& fake, const abi::xsd_sockmsg& request, std::string_view payload) {
+        for (int i = 0; i < 5; ++i)
+            fake.pending += encode(abi::XS_WATCH_EVENT, 0, 0, strings({path, "t"}));
+        well_behaved(fake, request, payload);
+    };
+    CHECK(read_value(xs, "v") == "value");
+    CHECK(xs.queued_events() == 4);
+    CHECK(xs.dropped_events() == 1);
+    std::string buffer(1100, '\0');
+    for (int i = 0; i < 4; ++i) {
+        XsResult<XsWatchEvent> event = xs.next_event(buffer, 0);
+        REQUIRE(event);
+        CHECK(event->path == path);
+    }
+}
+
+TEST_CASE_METHOD(FakeFixture,
+                 "libguest: xenstore a store flooding events instead of replying cannot hold a request past its deadline",
+                 "[libguest][xenstore][hostile]") {
+    store.flood = true;
+    xs.set_timeout(50 * millisecond);
+    char value[8];
+    CHECK(error_of(xs.read("v", value)) == XsErrc::etime);
+    CHECK(xs.dropped_events() > 0);
+    CHECK(xs.broken() == XsBroken::no);
+    char buffer[32];
+    CHECK(error_of(xs.next_event(buffer, store.clock + 10 * millisecond, "other")) == XsErrc::etime);
 }
