@@ -2,6 +2,8 @@
 // transactions, end to end over a page in memory.
 #include "xenstore_fixture.hpp"
 
+#include <pvkit/xenstore.h>
+
 using namespace xenstore_client_test;
 
 TEST_CASE("libguest: xenstore write, read, mkdir, directory and rm go through the real store", "[libguest][xenstore]") {
@@ -158,4 +160,57 @@ TEST_CASE("libguest: xenstore transactions see a snapshot, conflict with EAGAIN 
     CHECK(xs.transaction_end(*aborted, false));
     CHECK(machine.value("/local/domain/1/counter") == "6");
     CHECK(machine.guests[0]->connection.transaction_count() == 0);
+}
+
+namespace {
+void c_notify(void* context) { static_cast<StoreChannel*>(context)->notify(); }
+int c_wait(void* context, std::uint64_t deadline) { return static_cast<StoreChannel*>(context)->wait(deadline); }
+std::uint64_t c_now(void* context) { return static_cast<StoreChannel*>(context)->now(); }
+}  // namespace
+
+TEST_CASE("libguest: the xenstore C API reads, writes, lists, sets perms and takes watch events",
+          "[libguest][xenstore]") {
+    Machine machine;
+    Guest& guest = machine.connect(1);
+    pvk_xs_channel channel{c_notify, c_wait, c_now, &guest.channel};
+    // The C client gets the page too (the C++ client of the same guest stays idle).
+    static pvk_xs_client xs;
+    pvk_xs_init(&xs, reinterpret_cast<pvk_xenstore_domain_interface*>(guest.page.get()), &channel);
+    CHECK(pvk_xs_write(&xs, 0, "c/key", "value") == 0);
+    char value[16];
+    std::size_t length = 0;
+    CHECK(pvk_xs_read(&xs, 0, "c/key", value, sizeof value, &length) == 0);
+    CHECK(length == 5);
+    CHECK(std::string(value) == "value");
+    CHECK(pvk_xs_read(&xs, 0, "c/none", value, sizeof value, &length) == -PVK_XEN_ENOENT);
+    char names[32];
+    std::size_t count = 0;
+    CHECK(pvk_xs_directory(&xs, 0, "c", names, sizeof names, &count) == 0);
+    CHECK(count == 1);
+    CHECK(std::string(names) == "key");
+    const pvk_xs_perm perms[] = {{1, PVK_XS_PERM_NONE}, {2, PVK_XS_PERM_READ}};
+    CHECK(pvk_xs_set_perms(&xs, 0, "c/key", perms, 2) == 0);
+    pvk_xs_perm got[4];
+    CHECK(pvk_xs_get_perms(&xs, 0, "c/key", got, 4, &count) == 0);
+    CHECK(count == 2);
+    CHECK(got[1].domain == 2);
+    CHECK(got[1].access == PVK_XS_PERM_READ);
+    uint32_t tx = 0;
+    CHECK(pvk_xs_transaction_start(&xs, &tx) == 0);
+    CHECK(pvk_xs_write(&xs, tx, "c/key", "other") == 0);
+    CHECK(pvk_xs_transaction_end(&xs, tx, 1) == 0);
+    CHECK(machine.value("/local/domain/1/c/key") == "other");
+    CHECK(pvk_xs_get_domain_path(&xs, 3, names, sizeof names) == 0);
+    CHECK(std::string(names) == "/local/domain/3");
+    CHECK(pvk_xs_watch(&xs, "c/key", "tok") == 0);
+    char event[64];
+    const char* path = nullptr;
+    const char* token = nullptr;
+    CHECK(pvk_xs_next_event(&xs, event, sizeof event, 0, "tok", &path, &token) == 0);
+    CHECK(std::string(path) == "c/key");
+    CHECK(std::string(token) == "tok");
+    CHECK(pvk_xs_next_event(&xs, event, sizeof event, 0, nullptr, &path, &token) == -PVK_XEN_ETIME);
+    CHECK(pvk_xs_unwatch(&xs, "c/key", "tok") == 0);
+    CHECK(pvk_xs_rm(&xs, 0, "c") == 0);
+    CHECK(pvk_xs_broken(&xs) == 0);
 }
