@@ -234,7 +234,9 @@ private:
     }
     // A request whose reply must be "OK".
     XsResult<void> expect_ok(std::uint32_t type, XsTransaction tx, std::span<const std::string_view> parts);
-    // The same with `path` and its NUL as the payload.
+    // Requests whose payload is `path` and its NUL.
+    XsResult<std::size_t> path_request(std::uint32_t type, std::string_view path, XsTransaction tx,
+                                       std::span<char> reply);
     XsResult<void> path_ok_request(std::uint32_t type, std::string_view path, XsTransaction tx);
     // The first queued event record with `token` (any, if empty): its offset, or event_storage.
     std::size_t find_event(std::string_view token) const;

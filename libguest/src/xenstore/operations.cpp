@@ -55,12 +55,9 @@ XsResult<void> XenstoreClient::expect_ok(std::uint32_t type, XsTransaction tx,
 }
 
 XsResult<std::size_t> XenstoreClient::read(std::string_view path, std::span<char> value, XsTransaction tx) {
-    if (has_nul(path))
-        return XsErrc::einval;
     if (value.empty())
         return XsErrc::erange;
-    const std::string_view parts[] = {path, nul};
-    XsResult<std::size_t> length = request(abi::XS_READ, tx, parts, value.first(value.size() - 1));
+    XsResult<std::size_t> length = path_request(abi::XS_READ, path, tx, value.first(value.size() - 1));
     if (length)
         value[*length] = '\0';
     return length;
@@ -72,6 +69,14 @@ XsResult<void> XenstoreClient::write(std::string_view path, std::string_view val
         return XsErrc::einval;
     const std::string_view parts[] = {path, nul, value};
     return expect_ok(abi::XS_WRITE, tx, parts);
+}
+
+XsResult<std::size_t> XenstoreClient::path_request(std::uint32_t type, std::string_view path, XsTransaction tx,
+                                                   std::span<char> reply) {
+    if (has_nul(path))
+        return XsErrc::einval;
+    const std::string_view parts[] = {path, nul};
+    return request(type, tx, parts, reply);
 }
 
 XsResult<void> XenstoreClient::path_ok_request(std::uint32_t type, std::string_view path, XsTransaction tx) {
@@ -90,10 +95,7 @@ XsResult<void> XenstoreClient::rm(std::string_view path, XsTransaction tx) {
 }
 
 XsResult<XsNames> XenstoreClient::directory(std::string_view path, std::span<char> names, XsTransaction tx) {
-    if (has_nul(path))
-        return XsErrc::einval;
-    const std::string_view parts[] = {path, nul};
-    XsResult<std::size_t> length = request(abi::XS_DIRECTORY, tx, parts, names);
+    XsResult<std::size_t> length = path_request(abi::XS_DIRECTORY, path, tx, names);
     if (!length)
         return length.error();
     const std::string_view bytes{names.data(), *length};
@@ -107,10 +109,7 @@ XsResult<XsNames> XenstoreClient::directory(std::string_view path, std::span<cha
 
 XsResult<std::size_t> XenstoreClient::get_perms(std::string_view path, std::span<XsPermission> perms,
                                                 XsTransaction tx) {
-    if (has_nul(path))
-        return XsErrc::einval;
-    const std::string_view parts[] = {path, nul};
-    XsResult<std::size_t> length = request(abi::XS_GET_PERMS, tx, parts, scratch_);
+    XsResult<std::size_t> length = path_request(abi::XS_GET_PERMS, path, tx, scratch_);
     if (!length)
         return length.error();
     return parse_perms({scratch_, *length}, perms);
