@@ -277,4 +277,10 @@ private:
     char scratch_[scratch_size]{};
 };
 
+// Runtime (images only): this domain's own connection, made on first use from start_info's store
+// page and event channel (the channel masked and waited for with guest::wait, the clock
+// monotonic_ns); the same client pvk_xenstore() gives C. Null for a domain without a store page
+// (the initial domain) or when the runtime cannot start.
+XenstoreClient* xenstore();
+
 }  // namespace pvkit::guest

@@ -124,6 +124,10 @@ int pvk_xenbus_read_other_end(struct pvk_xs_client *xs, const char *device, int 
 int pvk_xenbus_publish(struct pvk_xs_client *xs, const char *device, const struct pvk_xenbus_key *keys,
                        size_t count, uint32_t state);
 
+/* Images only: this domain's own connection to the store, made on first use from start_info (see
+ * guest::xenstore()); NULL without a store page. */
+struct pvk_xs_client *pvk_xenstore(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
-// The four memory functions GCC may call even in freestanding code (struct copies, zeroing), for
-// images only. Built with -fno-tree-loop-distribute-patterns so no loop here becomes a call to
+// The four memory functions GCC may call even in freestanding code (struct copies, zeroing), and
+// strlen and memchr, which std::string_view's construction from a C string and its find() call,
+// for images only. Built with -fno-tree-loop-distribute-patterns so no loop here becomes a call to
 // itself.
 #include <cstddef>
 
@@ -34,6 +35,21 @@ int memcmp(const void* lhs, const void* rhs, std::size_t n) {
         if (a[i] != b[i])
             return a[i] < b[i] ? -1 : 1;
     return 0;
+}
+
+std::size_t strlen(const char* text) {
+    std::size_t length = 0;
+    while (text[length] != '\0')
+        ++length;
+    return length;
+}
+
+void* memchr(const void* memory, int value, std::size_t n) {
+    const auto* bytes = static_cast<const unsigned char*>(memory);
+    for (std::size_t i = 0; i < n; ++i)
+        if (bytes[i] == static_cast<unsigned char>(value))
+            return const_cast<unsigned char*>(bytes + i);
+    return nullptr;
 }
 
 }  // extern "C"

@@ -34,7 +34,14 @@ static_assert(sizeof(pvk_xenstore_domain_interface) == sizeof(pvkit::abi::xensto
 static_assert(sizeof(pvk_xs_perm) == 4 && static_cast<int>(XsAccess::both) == PVK_XS_PERM_BOTH);
 static_assert(static_cast<std::uint32_t>(XenbusState::closed) == PVK_XENBUS_CLOSED);
 
+}  // namespace
+
+namespace pvkit::guest {
+// The C++ client inside a C one (the runtime's xenstore() gives it out).
 XenstoreClient& client_of(pvk_xs_client* xs) { return std::launder(reinterpret_cast<CClient*>(xs->opaque))->client; }
+}  // namespace pvkit::guest
+
+namespace {
 
 const XenstoreClient& client_of(const pvk_xs_client* xs) {
     return std::launder(reinterpret_cast<const CClient*>(xs->opaque))->client;
