@@ -171,6 +171,16 @@ static bool command_history(const char *arguments)
     return true;
 }
 
+/* A page fault on purpose, to see what a crash looks like (docs/porting-guide.md, debugging). */
+static bool command_crash(const char *arguments)
+{
+    (void)arguments;
+    pvk_printf("crashing on purpose: reading address 0x10\n");
+    (void)pvk_console_flush(pvk_monotonic_ns() + 1000 * NS_PER_MS); /* out before the domain dies */
+    volatile uintptr_t address = 0x10; /* through a variable: the compiler must not see it is bad */
+    return *(volatile const int *)address != 0;
+}
+
 static bool command_halt(const char *arguments)
 {
     (void)arguments;
@@ -186,6 +196,7 @@ static const struct command commands[] = {
     {"tasks", "the scheduler's tasks", command_tasks},
     {"sleep", "sleep MS: wait MS milliseconds, ticks going on", command_sleep},
     {"history", "the commands typed so far", command_history},
+    {"crash", "fault on purpose: see how a crash is reported", command_crash},
     {"halt", "power off", command_halt},
     {NULL, NULL, NULL},
 };
