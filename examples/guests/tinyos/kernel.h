@@ -6,6 +6,7 @@
  *   memory.c  pages from libguest's allocator, kmalloc/kfree over pvk_malloc with accounting
  *   timer.c   the tick: VIRQ_TIMER bound to a handler, the periodic timer, idling until a tick
  *   tasks.c   a cooperative scheduler: periodic tasks run from the idle loop
+ *   store.c   xenstore: libguest's client over the store page and event channel
  *   shell.c   the interactive shell on the PV console
  */
 #ifndef TINYOS_KERNEL_H
@@ -52,6 +53,10 @@ void tasks_print(void);
 int tasks_init(void);
 uint64_t tasks_lost_ticks(void);
 uint64_t tasks_heartbeats(void);
+
+/* store.c */
+int store_init(const struct pvk_start_info *start_info);
+int store_read(const char *path, char *value, size_t capacity);
 
 /* shell.c */
 int shell_init(void);

@@ -38,6 +38,11 @@ int pvk_main(const struct pvk_start_info *start_info)
         return fail("tasks_init");
     if (shell_init() != 0)
         return fail("shell_init");
+    char name[64];
+    if (store_init(start_info) != 0 || store_read("name", name, sizeof name) != 0)
+        pvk_printf("tinyos: no xenstore, going on without it\n");
+    else
+        pvk_printf("tinyos: xenstore says this domain is '%s'\n", name);
 
     const struct memory_usage memory = memory_usage();
     pvk_printf("tinyos %s: %lu pages free, %u Hz tick on port %u, type 'help'\n", TINYOS_VERSION,

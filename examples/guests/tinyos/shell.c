@@ -171,6 +171,27 @@ static bool command_history(const char *arguments)
     return true;
 }
 
+static bool command_xs(const char *arguments)
+{
+    char value[LINE_CAPACITY];
+    if (*arguments == '\0') {
+        pvk_printf("usage: xs PATH (relative to /local/domain/<id>, or absolute)\n");
+        return true;
+    }
+    const int status = store_read(arguments, value, sizeof value);
+    if (status == 0)
+        pvk_printf("%.40s = %s\n", arguments, value);
+    else if (status == -PVK_XEN_ENOENT)
+        pvk_printf("xs: %.40s: no such node\n", arguments);
+    else if (status == -PVK_XEN_ERANGE)
+        pvk_printf("xs: %.40s: value longer than %d characters\n", arguments, LINE_CAPACITY - 1);
+    else if (status == -PVK_XEN_EACCES)
+        pvk_printf("xs: %.40s: permission denied\n", arguments);
+    else
+        pvk_printf("xs: %.40s: error %d\n", arguments, status);
+    return true;
+}
+
 /* A page fault on purpose, to see what a crash looks like (docs/porting-guide.md, debugging). */
 static bool command_crash(const char *arguments)
 {
@@ -196,6 +217,7 @@ static const struct command commands[] = {
     {"tasks", "the scheduler's tasks", command_tasks},
     {"sleep", "sleep MS: wait MS milliseconds, ticks going on", command_sleep},
     {"history", "the commands typed so far", command_history},
+    {"xs", "xs PATH: read a xenstore node", command_xs},
     {"crash", "fault on purpose: see how a crash is reported", command_crash},
     {"halt", "power off", command_halt},
     {NULL, NULL, NULL},
