@@ -10,10 +10,13 @@
 
 #include <pvkit/console.h>
 #include <pvkit/evtchn.h>
+#include <pvkit/format.h>
 #include <pvkit/gnttab.h>
+#include <pvkit/heap.h>
 #include <pvkit/memory.h>
 #include <pvkit/start.h>
 #include <pvkit/time.h>
+#include <pvkit/xenstore.h>
 
 #ifdef __cplusplus
 extern "C" {
