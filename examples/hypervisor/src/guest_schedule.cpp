@@ -463,7 +463,9 @@ void load_guest_page_tables() {
         cpu::write_cr3(idle_root != 0 ? idle_root : cpu::read_cr3() & frame_mask);
         return;
     }
-    cpu::write_cr3(mode_root(running.handlers->pv.kernel_mode).value_or(cpu::read_cr3() & frame_mask));
+    // A mode without page tables (libhv refuses to start one) gets the hypervisor's own, which map
+    // nothing for ring 3: never the tables of whoever ran before.
+    cpu::write_cr3(mode_root(running.handlers->pv.kernel_mode).value_or(idle_root));
 }
 
 void set_poll_deadline(std::uint64_t deadline_ns) {

@@ -50,8 +50,11 @@ struct VcpuStart {
 // Xen's checks of a 64-bit PV vcpu_guest_context (arch_set_info_guest), einval for: a
 // non-canonical rip, rsp, kernel_sp, fs/gs base, callback or trap handler (or LDT base, with
 // entries), an LDT not page-aligned or over 8192 entries, more GDT entries than
-// FIRST_RESERVED_GDT_ENTRY, a breakpoint on a hypervisor address, or DR6/DR7 above 32 bits.
-Result<VcpuStart> decode_vcpu_start(const abi::vcpu_guest_context& context);
+// FIRST_RESERVED_GDT_ENTRY, a breakpoint on a hypervisor address, DR6/DR7 above 32 bits, or a
+// start in user mode without user page tables (ctrlreg[1]). MXCSR's reserved bits are cleared
+// (fxrstor would fault on them in the hypervisor), and rflags' IOPL becomes the virtual IOPL.
+// Fills `start` (about 5 KiB: the caller keeps it off small stacks); on failure it is unspecified.
+Errc decode_vcpu_start(const abi::vcpu_guest_context& context, VcpuStart& start);
 
 // The vCPUs of the calling domain as the embedder keeps them: what vcpu_op reaches of a vCPU
 // beyond the domain's own state (Domain::vcpus, its VcpuMmu).

@@ -47,17 +47,19 @@ void publish_runstate(const Runstate& runstate, GuestMemory& memory, const domai
 namespace {
 
 // VCPUOP_initialise: the vCPU's page tables and GDT are taken (each undone when a later one is
-// refused), then the embedder gets the rest.
+// refused), then the embedder gets the rest. The context and its decoding (5 KiB each) are kept in
+// static storage, off a hypervisor's small stack: calls are serialized, as every Domains call is.
 long initialise(VcpuOpCaller& caller, std::uint32_t vcpu, GuestHandle<abi::vcpu_guest_context> argument) {
+    static abi::vcpu_guest_context context;
+    static VcpuStart decoded;
     domain::Domain& domain = caller.domain;
     if (domain.vcpus[vcpu].initialised)
         return xen_errno(Errc::eexist);
-    const auto context = copy_from_guest(caller.memory, argument);
-    if (!context)
-        return context.xen_errno();
-    const auto start = decode_vcpu_start(*context);
-    if (!start)
-        return xen_errno(start.error());
+    if (const auto copied = copy_array_from_guest(caller.memory, argument, 0, std::span{&context, 1}); !copied)
+        return xen_errno(copied.error());
+    if (const Errc refused = decode_vcpu_start(context, decoded); refused != Errc{})
+        return xen_errno(refused);
+    const VcpuStart* const start = &decoded;
     mm::PageTables& tables = caller.domains.page_tables();
     mm::DomainMemory& memory = domain.memory;
     mm::VcpuMmu& mmu = domain.storage.vcpu_memory[vcpu];

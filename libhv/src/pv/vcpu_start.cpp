@@ -10,6 +10,8 @@ namespace {
 
 constexpr std::uint64_t flag_if = 1u << 9, flag_iopl = 3u << 12, flag_vm = 1u << 17;
 constexpr std::uint64_t max_ldt_entries = 8192;
+constexpr std::size_t mxcsr_offset = 24;
+constexpr std::uint32_t mxcsr_defined = 0xFFBF;  // the MXCSR_MASK of CPUs that report none (no DAZ)
 
 GuestRegisters registers_from(const abi::cpu_user_regs& user) {
     GuestRegisters registers{};
@@ -72,26 +74,33 @@ std::array<std::byte, 512> initial_fpu() {
     return fpu;
 }
 
-Result<VcpuStart> decode_vcpu_start(const abi::vcpu_guest_context& context) {
+Errc decode_vcpu_start(const abi::vcpu_guest_context& context, VcpuStart& start) {
+    const bool in_kernel = (context.flags & abi::VGCF_in_kernel) != 0;
     if (!addresses_canonical(context) || (context.ldt_base & 0xFFF) != 0 || context.ldt_ents > max_ldt_entries ||
         context.gdt_ents > abi::FIRST_RESERVED_GDT_ENTRY || context.debugreg[6] > UINT32_MAX ||
-        context.debugreg[7] > UINT32_MAX)
+        context.debugreg[7] > UINT32_MAX || (!in_kernel && context.ctrlreg[1] == 0))
         return Errc::einval;
-    VcpuStart start;
+    start = VcpuStart{};
     if (!take_debug_registers(start.pv, context))
         return Errc::einval;
     start.registers = registers_from(context.user_regs);
-    if ((context.flags & abi::VGCF_i387_valid) != 0)
+    start.pv.iopl = static_cast<unsigned>((context.user_regs.rflags & flag_iopl) >> 12);
+    if ((context.flags & abi::VGCF_i387_valid) != 0) {
         std::memcpy(start.fpu.data(), context.fpu_ctxt.x, start.fpu.size());
-    else
+        std::uint32_t mxcsr;  // at byte 24; reserved bits make fxrstor fault
+        std::memcpy(&mxcsr, start.fpu.data() + mxcsr_offset, sizeof mxcsr);
+        mxcsr &= mxcsr_defined;
+        std::memcpy(start.fpu.data() + mxcsr_offset, &mxcsr, sizeof mxcsr);
+    } else {
         start.fpu = initial_fpu();
+    }
     for (unsigned vector = 0; vector < start.pv.traps.size(); ++vector) {
         start.pv.traps[vector] = context.trap_ctxt[vector];
         start.pv.traps[vector].vector = static_cast<std::uint8_t>(vector);
     }
     start.pv.kernel_ss = context.kernel_ss | 3;
     start.pv.kernel_sp = context.kernel_sp;
-    start.pv.kernel_mode = (context.flags & abi::VGCF_in_kernel) != 0;
+    start.pv.kernel_mode = in_kernel;
     start.pv.event_callback = context.event_callback_eip;
     start.pv.failsafe_callback = context.failsafe_callback_eip;
     start.pv.syscall_callback = context.syscall_callback_eip;
@@ -106,7 +115,7 @@ Result<VcpuStart> decode_vcpu_start(const abi::vcpu_guest_context& context) {
     start.gdt_entries = static_cast<std::uint32_t>(context.gdt_ents);
     start.ldt_base = context.ldt_base;
     start.ldt_entries = static_cast<std::uint32_t>(context.ldt_ents);
-    return start;
+    return Errc{};
 }
 
 }  // namespace hv::pv

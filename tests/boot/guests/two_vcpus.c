@@ -79,6 +79,9 @@ int pvk_main(const struct pvk_start_info *info)
     context.ctrlreg[3] = mfn_of(second_stack) << 12;
     refused(pvk_vcpuop_initialise(1, &context), -PVK_XEN_EINVAL, "page tables that are not an L4 are refused");
     fill_context(info);
+    context.flags = 0;
+    refused(pvk_vcpuop_initialise(1, &context), -PVK_XEN_EINVAL, "user mode without user page tables is refused");
+    fill_context(info);
     context.gdt_ents = 1;
     context.gdt_frames[0] = mfn_of(second_stack);
     refused(pvk_vcpuop_initialise(1, &context), -PVK_XEN_EINVAL, "a GDT on a writable page is refused");

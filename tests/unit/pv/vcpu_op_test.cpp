@@ -2,6 +2,8 @@
 
 #include <hv/pv_vcpu_op.hpp>
 
+#include <cstring>
+
 namespace pv_test {
 namespace {
 
@@ -135,7 +137,7 @@ abi::vcpu_guest_context secondary_context(Mfn l4) {
     context.user_regs.rdi = 7;
     context.user_regs.cs = abi::FLAT_KERNEL_CS64 & ~3u;  // RPL 0, as Linux writes it: runs at RPL 3
     context.user_regs.ss = abi::FLAT_KERNEL_SS;
-    context.user_regs.rflags = 0x3002;                    // IOPL 3: dropped
+    context.user_regs.rflags = 0x3002;                    // IOPL 3: the virtual IOPL, not the CPU's
     context.trap_ctxt[14].address = 0x403000;
     context.trap_ctxt[14].cs = abi::FLAT_KERNEL_CS64;
     context.kernel_sp = 0x404000;
@@ -158,6 +160,7 @@ TEST_CASE_METHOD(VcpuOpFixture, "vcpu_op: initialise, up and down bring a second
     CHECK(start.registers.rdi == 7);
     CHECK(start.registers.cs == abi::FLAT_KERNEL_CS64);
     CHECK(start.registers.rflags == 0x202);
+    CHECK(start.pv.iopl == 3);  // the virtual IOPL, as Xen keeps it
     CHECK(start.pv.kernel_mode);
     CHECK(start.pv.traps[14].address == 0x403000);
     CHECK(start.pv.traps[14].vector == 14);
@@ -165,6 +168,9 @@ TEST_CASE_METHOD(VcpuOpFixture, "vcpu_op: initialise, up and down bring a second
     CHECK(start.pv.event_callback == 0x405000);
     CHECK(start.bases.gs_kernel == 0x406000);
     CHECK(guest->vcpu_memory[1].kernel_base == l4);
+    std::uint32_t mxcsr = 0;
+    std::memcpy(&mxcsr, start.fpu.data() + 24, sizeof mxcsr);
+    CHECK(mxcsr == 0x1F80);  // no VGCF_i387_valid: the initial FPU state
     CHECK(frames.info(l4).type_count == l4_types + 1);
     CHECK(raw_op(abi::VCPUOP_is_up, 1) == 0);  // initialised, still down
     CHECK(vcpu_op(abi::VCPUOP_initialise, secondary_context(l4), 1) == hv::xen_errno(Errc::eexist));
@@ -220,12 +226,24 @@ TEST_CASE_METHOD(VcpuOpFixture, "vcpu_op: initialise refuses what Xen refuses an
     refused(with([](auto& c) { c.ldt_base = 0x1001, c.ldt_ents = 1; }), Errc::einval);
     refused(with([](auto& c) { c.debugreg[7] = 1ull << 32; }), Errc::einval);
     refused(with([](auto& c) { c.debugreg[0] = 0xFFFF'8000'0000'0000; }), Errc::einval);  // the hypervisor's
+    refused(with([](auto& c) { c.flags = 0; }), Errc::einval);  // user mode without user page tables
     refused(with([&](auto& c) { c.ctrlreg[3] = guest->l1.value << 12; }), Errc::einval);  // an L1, not an L4
     refused(with([&](auto& c) { c.ctrlreg[3] = theirs.value << 12; }), Errc::einval);
     refused(with([&](auto& c) { c.ctrlreg[1] = theirs.value << 12; }), Errc::einval);  // the kernel base is given back
     const std::uint64_t writable_page = table(guest->l1)[argument_area >> 12] & 0x000F'FFFF'FFFF'F000;
     refused(with([&](auto& c) { c.gdt_ents = 1, c.gdt_frames[0] = writable_page >> 12; }), Errc::einval);
     CHECK(raw_op(abi::VCPUOP_initialise, 1, 0xFFFF'8000'0000'0000) == hv::xen_errno(Errc::efault));
+}
+
+TEST_CASE_METHOD(VcpuOpFixture, "vcpu_op: initialise clears MXCSR's reserved bits, which fxrstor would fault on", "[pv][vcpu_op][hostile]") {
+    abi::vcpu_guest_context context = secondary_context(*guest->vcpu_memory[0].kernel_base);
+    context.flags |= abi::VGCF_i387_valid;
+    const std::uint32_t hostile = 0xFFFF'FFFF;
+    std::memcpy(context.fpu_ctxt.x + 24, &hostile, sizeof hostile);
+    REQUIRE(vcpu_op(abi::VCPUOP_initialise, context, 1) == 0);
+    std::uint32_t mxcsr = 0;
+    std::memcpy(&mxcsr, vcpus.starts.at(0).second.fpu.data() + 24, sizeof mxcsr);
+    CHECK(mxcsr == 0xFFBF);
 }
 
 }  // namespace
