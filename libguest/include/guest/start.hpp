@@ -7,15 +7,17 @@
 //   - shared_info() maps the shared_info frame (start_info.shared_info) over a whole page of the
 //     image, which the mapping replaces (a smaller object would let the linker put other
 //     variables in the rest of the page);
-//   - setup_memory() runs the page allocator over the pfns that the domain builder left free and
-//     mapped (boot_layout() below), keeps its bitmap in the first of them, and makes the heap
-//     (pvk_malloc, operator new) the global one.
+//   - setup_memory() runs the page allocator over the pfns that the domain builder left free
+//     (boot_layout() below) up to nr_pages, keeps its bitmap in the first of them, and makes the
+//     heap (pvk_malloc, operator new) the global one. The pfns past the builder's mapping get L1
+//     tables of the allocator's pages (2 MiB each, linked into the builder's L2 with mmu_update)
+//     and are handed out once mapped.
 //
 // The builder's layout (docs/builder.md): pfn n is mapped at VIRT_BASE + n * 4 KiB; the image,
 // the p2m list, start_info, the xenstore and console pages, the bootstrap page tables (pt_base,
 // nr_pt_frames) and one boot-stack page come first; the mapping then goes on for at least 512
-// KiB, rounded up to 4 MiB. Only pfns in the initial mapping are addressable: the allocator hands
-// out [first_free_pfn, mapped_pages), never pages beyond nr_pages, and nothing maps more.
+// KiB, rounded up to 4 MiB. setup_memory() maps the rest the same way, as far as the L2 of the
+// builder's mapping reaches (1 GiB from a kernel at -2 GiB); pages past that are never handed out.
 #pragma once
 
 #include <guest/pages.hpp>
