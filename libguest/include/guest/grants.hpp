@@ -78,6 +78,22 @@ GrantTable* grant_table();
 ForeignMapping map_foreign_grant(abi::domid_t domid, GrantRef ref, bool readonly);
 // Unmaps it and gives the window page its own frame back; the GNTST_* status.
 std::int16_t unmap_foreign_grant(const ForeignMapping& mapping);
+// One piece of a grant copy: `length` bytes between `local` (inside one page of ours) and the
+// page `ref` that `domid` granted us, at `offset` in it.
+struct GrantCopy {
+    abi::domid_t domid;
+    GrantRef ref;
+    std::uint16_t offset;
+    void* local;
+    std::uint16_t length;
+    bool to_grant;  // from ours to the granted page; else from the granted page to ours
+};
+// Pieces per GNTTABOP_copy: a longer span takes several hypercalls.
+inline constexpr std::size_t grant_copy_batch = 32;
+// Copies every piece, grant_copy_batch of them per hypercall. GNTST_okay when all succeeded, else
+// the status of the first that failed (the others are done all the same, as Xen does them; a
+// piece crossing a page is bad_copy_arg and left out).
+std::int16_t copy_grants(std::span<const GrantCopy> copies);
 // GNTTABOP_copy between `length` bytes of ours (inside one of our pages) and a page another
 // domain granted us, at `offset`; the GNTST_* status.
 std::int16_t copy_to_grant(abi::domid_t domid, GrantRef ref, std::uint16_t offset, const void* source, std::uint16_t length);

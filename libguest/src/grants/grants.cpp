@@ -79,37 +79,69 @@ std::int16_t unmap_foreign_grant(const ForeignMapping& mapping) {
 }
 
 namespace {
-// One GNTTABOP_copy between a granted page and bytes of ours (inside one page of ours).
-std::int16_t copy_with_grant(abi::domid_t domid, GrantRef ref, std::uint16_t offset, void* local, std::uint16_t length,
-                             bool to_grant) {
-    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(local);
-    if (length == 0 || (address % 4096) + length > 4096 || offset + static_cast<std::uint32_t>(length) > 4096)
-        return abi::GNTST_bad_copy_arg;
+// A GNTTABOP_copy structure for one piece; false (bad_copy_arg) when a side would cross a page.
+bool describe_copy(const GrantCopy& piece, abi::gnttab_copy& request) {
+    const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(piece.local);
+    if (piece.length == 0 || (address % 4096) + piece.length > 4096 ||
+        piece.offset + static_cast<std::uint32_t>(piece.length) > 4096)
+        return false;
     abi::gnttab_copy_ptr granted{};
-    granted.u.ref = ref;
-    granted.domid = domid;
-    granted.offset = offset;
+    granted.u.ref = piece.ref;
+    granted.domid = piece.domid;
+    granted.offset = piece.offset;
     abi::gnttab_copy_ptr own{};
-    own.u.gmfn = virt_to_mfn(local);  // a PV guest names its own frames by mfn
+    own.u.gmfn = virt_to_mfn(piece.local);  // a PV guest names its own frames by mfn
     own.domid = static_cast<abi::domid_t>(abi::DOMID_SELF);
     own.offset = static_cast<std::uint16_t>(address % 4096);
-    abi::gnttab_copy request{};
-    request.source = to_grant ? own : granted;
-    request.dest = to_grant ? granted : own;
-    request.len = length;
-    request.flags = to_grant ? abi::GNTCOPY_dest_gref : abi::GNTCOPY_source_gref;
-    const long result = hypercall::gnttabop_copy(&request, 1);
-    return static_cast<std::int16_t>(result != 0 ? abi::GNTST_general_error : request.status);
+    request = {};
+    request.source = piece.to_grant ? own : granted;
+    request.dest = piece.to_grant ? granted : own;
+    request.len = piece.length;
+    request.flags = piece.to_grant ? abi::GNTCOPY_dest_gref : abi::GNTCOPY_source_gref;
+    return true;
 }
 }  // namespace
 
+std::int16_t copy_grants(std::span<const GrantCopy> copies) {
+    std::int16_t first_failure = abi::GNTST_okay;
+    const auto note = [&first_failure](std::int16_t status) {
+        if (first_failure == abi::GNTST_okay)
+            first_failure = status;
+    };
+    abi::gnttab_copy batch[grant_copy_batch];
+    while (!copies.empty()) {
+        // Pieces with bad arguments are left out of the hypercall and counted as failed.
+        std::uint32_t count = 0, taken = 0;
+        for (; taken < copies.size() && count < grant_copy_batch; ++taken) {
+            if (describe_copy(copies[taken], batch[count]))
+                ++count;
+            else
+                note(abi::GNTST_bad_copy_arg);
+        }
+        copies = copies.subspan(taken);
+        if (count == 0)
+            continue;
+        if (hypercall::gnttabop_copy(batch, count) != 0) {
+            note(abi::GNTST_general_error);
+            continue;
+        }
+        for (std::uint32_t i = 0; i < count; ++i) {
+            if (batch[i].status != abi::GNTST_okay)
+                note(batch[i].status);
+        }
+    }
+    return first_failure;
+}
+
 std::int16_t copy_to_grant(abi::domid_t domid, GrantRef ref, std::uint16_t offset, const void* source, std::uint16_t length) {
-    return copy_with_grant(domid, ref, offset, const_cast<void*>(source), length, true);
+    const GrantCopy piece{domid, ref, offset, const_cast<void*>(source), length, true};
+    return copy_grants({&piece, 1});
 }
 
 std::int16_t copy_from_grant(abi::domid_t domid, GrantRef ref, std::uint16_t offset, void* destination,
                              std::uint16_t length) {
-    return copy_with_grant(domid, ref, offset, destination, length, false);
+    const GrantCopy piece{domid, ref, offset, destination, length, false};
+    return copy_grants({&piece, 1});
 }
 
 }  // namespace pvkit::guest
