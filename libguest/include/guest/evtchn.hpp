@@ -19,7 +19,9 @@
 
 #include <guest/events.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace pvkit::guest {
 
@@ -42,6 +44,11 @@ long notify(EventPort port);           // EVTCHNOP_send
 // Waits for `port` until system time `deadline_ns` (0: no limit); whether it came (its pending
 // bit is then clear again).
 bool wait(EventPort port, std::uint64_t deadline_ns);
+
+// Waits for any of `ports` as wait() does for one (SCHEDOP_poll over them all), and takes the
+// pending bits of every one that fired; whether any had. At most max_polled_ports ports.
+inline constexpr std::size_t max_polled_ports = 128;
+bool wait_any(std::span<const EventPort> ports, std::uint64_t deadline_ns);
 
 // Masks events on this vCPU; whether they were masked already.
 bool events_disable();

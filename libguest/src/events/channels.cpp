@@ -142,6 +142,28 @@ bool wait(EventPort port, std::uint64_t deadline_ns) {
     }
 }
 
+bool wait_any(std::span<const EventPort> ports, std::uint64_t deadline_ns) {
+    if (ports.empty() || ports.size() > max_polled_ports)
+        return false;
+    // Every pending bit is taken, so that one return answers for all the ports that fired.
+    const auto take_all = [ports] {
+        bool any = false;
+        for (const EventPort port : ports)
+            any = (port < EventChannels::max_ports && take_pending(port)) || any;
+        return any;
+    };
+    for (;;) {
+        if (take_all())
+            return true;
+        if (deadline_ns != 0 && monotonic_ns() >= deadline_ns)
+            return false;
+        abi::sched_poll poll{abi::guest_handle<EventPort>::from(const_cast<EventPort*>(ports.data())),
+                             static_cast<std::uint32_t>(ports.size()), deadline_ns};
+        if (hypercall::schedop_poll(&poll) != 0)
+            return take_all();
+    }
+}
+
 bool events_disable() {
     auto& mask = this_vcpu().evtchn_upcall_mask;
     const bool was_masked = __atomic_exchange_n(&mask, std::uint8_t{1}, __ATOMIC_SEQ_CST) != 0;
