@@ -1,0 +1,38 @@
+// A RAM disk served over blkif (io/blkif.h): its pages, and what one request does to them.
+//
+// Everything in a request comes from the frontend and is hostile. A request is checked whole
+// before any byte moves: its operation, 1..11 segments (none only for a flush), each segment's
+// first_sect <= last_sect < 8 inside its granted page, every sector inside the disk, no write to a
+// read-only disk. The data then moves in one GNTTABOP_copy batch between the disk's pages and the
+// granted pages (the backend maps nothing, so the frontend's grants cost no maptrack entries); a
+// copy the hypervisor refuses (a bad ref, a read-only grant for a read) is BLKIF_RSP_ERROR.
+#pragma once
+
+#include <pvkit/abi.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace blkback {
+
+inline constexpr std::uint32_t sector_bytes = 512;
+
+struct RamDisk {
+    unsigned char* bytes = nullptr;  // sectors * 512 bytes, a run of the page allocator's pages
+    std::uint64_t sectors = 0;
+    bool read_only = false;
+};
+
+// The size in bytes that a `params` of "ram:<size>" names: a number with a K, M or G suffix
+// (powers of 1024), or none for bytes. 0 when it is not that, or not a whole number of sectors.
+std::uint64_t ram_disk_bytes(std::string_view params);
+
+// Takes zeroed pages for a disk of `bytes`; false when there are not enough.
+bool allocate_ram_disk(RamDisk& disk, std::uint64_t bytes, bool read_only);
+void release_ram_disk(RamDisk& disk);
+
+// Performs one request of domain `frontend` on the disk; the BLKIF_RSP_* status to answer.
+std::int16_t serve_request(const RamDisk& disk, pvkit::abi::domid_t frontend, const pvkit::abi::blkif_request& request);
+
+}  // namespace blkback
