@@ -368,11 +368,11 @@ class Create(ToolTest):
 
     def test_disks_reach_the_bundle_with_their_backends(self):
         config = self.file("app.cfg", b'name = "app"\nkernel = "' + ARGS.guest.encode() + b'"\n'
-                                      b"disk = [ 'ram:1M,,xvdb',\n  'vdev=xvdc1, access=ro, backend=store, target=ram:2M' ]\n")
+                                      b"disk = [ 'ram:1M,,xvdb,backend=control',\n  'vdev=xvdc1, access=ro, backend=store, target=ram:2M' ]\n")
         out = os.path.join(self.dir, "bundle.cpio")
         result = run("create", out, ARGS.guest, "--name", "control", "--privileged", ARGS.guest, "--name", "store",
                      ARGS.guest, "--name", "first", "--disk", "vdev=xvda,backend=store,target=ram:4M",
-                     "--disk", "ram:8M,raw,xvdb,r", "--config", config)
+                     "--disk", "ram:8M,raw,xvdb,r,backend=control", "--config", config)
         self.assertEqual(result.returncode, 0, result.stderr)
         domains = self.readback(out)
         self.assertEqual([d["disks"] for d in domains],
@@ -381,9 +381,11 @@ class Create(ToolTest):
 
         out = os.path.join(self.dir, "refused.cpio")
         self.refused(run("create", out, ARGS.guest, "--name", "store", ARGS.guest, "--name", "app",
-                         "--disk", "ram:1M,,xvda"), "app", "a disk's backend is no other domain")
+                         "--disk", "ram:1M,,xvda,backend=nobody"), "app", "backend= names no other domain")
+        self.refused(run("create", out, ARGS.guest, "--name", "store", ARGS.guest, "--name", "app",
+                         "--disk", "ram:1M,,xvda"), ARGS.guest, "disk refused: no backend=")
         self.refused(run("create", out, ARGS.guest, "--name", "app", "--disk", "vdev=xvda,backend=app,target=t"),
-                     "app", "a disk's backend is no other domain")
+                     "app", "backend= names no other domain")
         usage = run("create", out, ARGS.guest, "--disk", "ram:1M,,hda")
         self.assertEqual(usage.returncode, 2)
         self.assertIn("--disk 'ram:1M,,hda': vdev must be xvd", usage.stderr)

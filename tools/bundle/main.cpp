@@ -43,7 +43,7 @@ create: checks every domain as `check` does, then writes OUT.cpio, a boot bundle
         to the kernel's file name without its extension; names must differ. Each --disk is one
         entry of xl's `disk` list (xl-disk-configuration(5)), e.g.
         'vdev=xvda, backend=NAME, access=rw, target=ram:4M': a block device served by domain NAME
-        (by default the first --privileged one).
+        of the bundle (backend= is required).
 
 Options take their value as the next argument. Exit status: 0 done, 1 refused, 2 usage error.
 )";

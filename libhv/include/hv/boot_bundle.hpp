@@ -113,7 +113,8 @@ struct BundleDisk {
     std::uint32_t device_id = 0;    // Xen's number for vdev (virtual-device): 202 << 8 | disk << 4 | part
     std::string_view target;        // what the backend serves, handed to it as `params` (pvkit's
                                     // blkback: "ram:<size>")
-    std::string_view backend;       // the backend domain's name; empty: the bundle's initial domain
+    std::string_view backend;       // the backend domain's name (xl's default, domain 0, is no
+                                    // backend here: the initial domain has no xenstore connection)
     bool writable = true;           // access: rw or w (the default), r or ro
     std::size_t backend_domain = 0; // the backend's index in the bundle, set by read_bundle
 };
@@ -165,7 +166,7 @@ enum class ConfigErrc : std::uint8_t {
     missing_name,         // no `name` (line 0: the whole file)
     missing_kernel,       // no `kernel` (line 0)
     bad_disk,             // a `disk` entry parse_disk_spec refuses (ConfigError::detail says why),
-                          // or two entries with one vdev
+                          // one without backend=, or two entries with one vdev
 };
 std::string_view describe(ConfigErrc error);
 
@@ -195,8 +196,7 @@ enum class BundleErrc : std::uint8_t {
     bad_config,         // a configuration file is refused (`config`)
     missing_file,       // a kernel or ramdisk `file` named by a configuration is no regular file here
     duplicate_name,     // domain `domain` has the name of an earlier one
-    bad_disk_backend,   // a disk of domain `domain` names no other domain of the bundle as its
-                        // backend, or names none while the bundle has no privileged domain
+    bad_disk_backend,   // a disk of domain `domain` names no other domain of the bundle as its backend
 };
 std::string_view describe(BundleErrc error);
 

@@ -531,6 +531,10 @@ private:
                 detail_ = why;
                 return ConfigErrc::bad_disk;
             }
+            if (disk.backend.empty()) {
+                detail_ = "no backend= (the domain of the bundle that serves it)"sv;
+                return ConfigErrc::bad_disk;
+            }
             for (std::size_t earlier = 0; earlier < index; ++earlier)
                 if (domain_.disks[earlier].device_id == disk.device_id) {
                     detail_ = "two disks with one vdev"sv;
@@ -675,14 +679,13 @@ BundleError read_domain(std::span<const std::byte> archive, std::span<const std:
     return {};
 }
 
-// Each disk's backend_domain: the domain its `backend` names, or the first privileged one.
+// Each disk's backend_domain: the other domain its `backend` names.
 BundleError find_disk_backends(std::span<BundledDomain> domains) {
     for (std::size_t n = 0; n < domains.size(); ++n) {
         for (std::size_t index = 0; index < domains[n].config.disk_count; ++index) {
             BundleDisk& disk = domains[n].config.disks[index];
             std::size_t backend = 0;
-            while (backend < domains.size() && (disk.backend.empty() ? !domains[backend].config.privileged
-                                                                     : domains[backend].config.name != disk.backend))
+            while (backend < domains.size() && domains[backend].config.name != disk.backend)
                 ++backend;
             if (backend == domains.size() || backend == n)
                 return {.code = BundleErrc::bad_disk_backend, .domain = n, .file = domains[n].config_path};
@@ -722,7 +725,7 @@ std::string_view describe(BundleErrc error) {
     case BundleErrc::missing_file: return "no regular file of that name in the archive"sv;
     case BundleErrc::duplicate_name: return "a domain has the name of an earlier one"sv;
     case BundleErrc::bad_disk_backend:
-        return "a disk's backend is no other domain of the bundle (without backend=, the first privileged one)"sv;
+        return "a disk's backend= names no other domain of the bundle"sv;
     }
     return "unknown bundle error"sv;
 }

@@ -323,7 +323,8 @@ TEST_CASE("builder: every configuration error names its line", "[builder][bundle
         {"disk = [ ram ]", ConfigErrc::expected_list},
         {"disk = [ 'a,,xvda', 'b,,xvdb', 'c,,xvdc', 'd,,xvdd', 'e,,xvde', 'f,,xvdf', 'g,,xvdg', 'h,,xvdh', 'i,,xvdi' ]",
          ConfigErrc::expected_list},
-        {"disk = [ 'a,,xvda', 'b,,xvda' ]", ConfigErrc::bad_disk},
+        {"disk = [ 'a,,xvda,backend=s', 'b,,xvda,backend=s' ]", ConfigErrc::bad_disk},
+        {"disk = [ 'ram:1M,,xvda' ]", ConfigErrc::bad_disk},
         {"disk = [ 'a\\t,,xvda' ]", ConfigErrc::bad_disk},
         {"disk = [ 'open ]", ConfigErrc::unterminated_string},
         {"name = \"b\"", ConfigErrc::duplicate_key},
@@ -441,7 +442,7 @@ TEST_CASE("builder: a diskspec this parser cannot honour is refused, saying why"
 TEST_CASE("builder: a configuration's disk list may span lines, with comments", "[builder][bundle][disk][config]") {
     const BundleDomain domain = parsed(
         "name = \"a\"\n"
-        "disk = [ 'ram:1M,,xvda',   # the first\n"
+        "disk = [ 'ram:1M,,xvda,backend=store',   # the first\n"
         "\n"
         "         \"vdev=xvdb, access=ro, backend=store, target=ram:2M\",\n"
         "       ]; kernel = \"k\"\n"
@@ -454,7 +455,7 @@ TEST_CASE("builder: a configuration's disk list may span lines, with comments", 
     CHECK(domain.memory_mib == 8);
     CHECK(parsed("name='a'\nkernel='k'\ndisk=[]").disk_list().empty());
     // The error is on the line where the list goes wrong.
-    const ConfigError error = refusal("name='a'\nkernel='k'\ndisk = [ 'ram:1M,,xvda',\n  'ram:1M,,hda' ]\n");
+    const ConfigError error = refusal("name='a'\nkernel='k'\ndisk = [ 'ram:1M,,xvda,backend=b',\n  'ram:1M,,hda,backend=b' ]\n");
     CHECK(error.code == ConfigErrc::bad_disk);
     CHECK(error.line == 4);
     CHECK(error.detail.starts_with("vdev must be xvd"));
@@ -614,10 +615,10 @@ TEST_CASE("builder: two domains of one name are refused", "[builder][bundle][hos
     CHECK(error.domain == 2);
 }
 
-TEST_CASE("builder: a disk's backend is another domain of the bundle, by default the first privileged one", "[builder][bundle][disk]") {
+TEST_CASE("builder: a disk's backend is another domain of the bundle, named", "[builder][bundle][disk]") {
     static Bundle bundle;
     const Bytes archive = archive_of({{"k", kernel_bytes},
-                                      {"domains/0.cfg", "name = \"app\"\nkernel = \"k\"\ndisk = [ 't,,xvda', 'vdev=xvdb,backend=store,target=t' ]\n"},
+                                      {"domains/0.cfg", "name = \"app\"\nkernel = \"k\"\ndisk = [ 't,,xvda,backend=control', 'vdev=xvdb,backend=store,target=t' ]\n"},
                                       {"domains/1.cfg", "name = \"control\"\nkernel = \"k\"\nprivileged = 1\n"},
                                       {"domains/2.cfg", "name = \"store\"\nkernel = \"k\"\n"}});
     REQUIRE(read_bundle(archive, bundle).code == BundleErrc::none);
@@ -629,7 +630,7 @@ TEST_CASE("builder: a disk's backend is another domain of the bundle, by default
                                           {"domains/0.cfg", "name = \"store\"\nkernel = \"k\"\n"},
                                           {"domains/1.cfg", "name = \"app\"\nkernel = \"k\"\ndisk = [ " + disks + " ]\n"}}));
     };
-    for (const std::string disks : {"'t,,xvda'", "'vdev=xvda,backend=nobody,target=t'", "'vdev=xvda,backend=app,target=t'"}) {
+    for (const std::string disks : {"'vdev=xvda,backend=Store,target=t'", "'vdev=xvda,backend=nobody,target=t'", "'vdev=xvda,backend=app,target=t'"}) {
         INFO(disks);
         const BundleError error = refused(disks);
         CHECK(error.code == BundleErrc::bad_disk_backend);
