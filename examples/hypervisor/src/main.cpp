@@ -401,7 +401,9 @@ bool build_domain(std::size_t entry, hv::DomId id, hv::domain::Domains& domains,
                                       .time = {.system_time_ns = clock::now_ns(),
                                                .tsc_timestamp = cpu::read_tsc(),
                                                .tsc_to_system_mul = clock::scale().mul,
-                                               .tsc_shift = clock::scale().shift}},
+                                               .tsc_shift = clock::scale().shift,
+                                               .wallclock_sec = clock::wall_clock_at_boot().sec,
+                                               .wallclock_nsec = clock::wall_clock_at_boot().nsec}},
                                      built);
     if (error != hv::builder::BuildError::none)
         return refuse("cannot be built: ", hv::builder::describe(error));
@@ -471,7 +473,9 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     clock::wait_for_calibration();
     console.write("clock: TSC at ");
     console.write_decimal(clock::tsc_hz() / 1'000'000);
-    console.write(" MHz\n");
+    console.write(" MHz; wall clock ");
+    console.write_decimal(clock::wall_clock_at_boot().sec);
+    console.write(" s since 1970 at boot (CMOS RTC)\n");
 
     if (frames != nullptr && !wanted.empty()) {
         static hv::mm::PageTables tables{*frames};
