@@ -33,11 +33,16 @@ int main(int argc, char** argv) {
         const BundleDomain& config = domain.config;
         std::string cmdline(config.cmdline.size(), '\0');
         config.cmdline.decode(cmdline);
+        std::string disks = "-";  // vdev:id:access:backend-index:target,...
+        for (const BundleDisk& disk : config.disk_list())
+            disks = (disks == "-" ? "" : disks + ",") + std::string(disk.vdev) + ":" + std::to_string(disk.device_id) +
+                    ":" + (disk.writable ? "rw" : "ro") + ":" + std::to_string(disk.backend_domain) + ":" +
+                    std::string(disk.target);
         std::cout << "config=" << domain.config_path << " name=" << config.name << " kernel=" << config.kernel << "@"
                   << where(domain.kernel) << " ramdisk=" << config.ramdisk << "@" << where(domain.ramdisk)
                   << " memory=" << config.memory_mib << " vcpus=" << config.vcpus
                   << " on_poweroff=" << describe(config.on_poweroff) << " on_reboot=" << describe(config.on_reboot)
-                  << " on_crash=" << describe(config.on_crash) << " privileged=" << config.privileged
+                  << " on_crash=" << describe(config.on_crash) << " privileged=" << config.privileged << " disks=" << disks
                   << " cmdline=" << cmdline << "\n";
     }
     return 0;

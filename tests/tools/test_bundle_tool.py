@@ -366,6 +366,33 @@ class Create(ToolTest):
             "--cmdline", cmdline, ARGS.guest, "--config", config, ARGS.guest, "--name", "dom0", "--privileged")
         self.assertEqual(read_bytes(again), archive)
 
+    def test_disks_reach_the_bundle_with_their_backends(self):
+        config = self.file("app.cfg", b'name = "app"\nkernel = "' + ARGS.guest.encode() + b'"\n'
+                                      b"disk = [ 'ram:1M,,xvdb,backend=control',\n  'vdev=xvdc1, access=ro, backend=store, target=ram:2M' ]\n")
+        out = os.path.join(self.dir, "bundle.cpio")
+        result = run("create", out, ARGS.guest, "--name", "control", "--privileged", ARGS.guest, "--name", "store",
+                     ARGS.guest, "--name", "first", "--disk", "vdev=xvda,backend=store,target=ram:4M",
+                     "--disk", "ram:8M,raw,xvdb,r,backend=control", "--config", config)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        domains = self.readback(out)
+        self.assertEqual([d["disks"] for d in domains],
+                         ["-", "-", "xvda:51712:rw:1:ram:4M,xvdb:51728:ro:0:ram:8M",
+                          "xvdb:51728:rw:0:ram:1M,xvdc1:51745:ro:1:ram:2M"])
+
+        out = os.path.join(self.dir, "refused.cpio")
+        self.refused(run("create", out, ARGS.guest, "--name", "store", ARGS.guest, "--name", "app",
+                         "--disk", "ram:1M,,xvda,backend=nobody"), "app", "backend= names no other domain")
+        self.refused(run("create", out, ARGS.guest, "--name", "store", ARGS.guest, "--name", "app",
+                         "--disk", "ram:1M,,xvda"), ARGS.guest, "disk refused: no backend=")
+        self.refused(run("create", out, ARGS.guest, "--name", "app", "--disk", "vdev=xvda,backend=app,target=t"),
+                     "app", "backend= names no other domain")
+        usage = run("create", out, ARGS.guest, "--disk", "ram:1M,,hda")
+        self.assertEqual(usage.returncode, 2)
+        self.assertIn("--disk 'ram:1M,,hda': vdev must be xvd", usage.stderr)
+        bad = self.file("bad-disk.cfg", b'name = "x"\nkernel = "k"\ndisk = [ "ram:1M,qcow2,xvda" ]\n')
+        self.refused(run("create", out, "--config", bad), bad + ":3", "disk refused: format must be raw")
+        self.assertFalse(os.path.exists(out))
+
     def test_a_bzimage_is_stored_as_its_elf(self):
         guest = read_bytes(ARGS.guest)
         wrapped = self.file("hello.bzImage", bzimage(compressed(guest, "zstd")))

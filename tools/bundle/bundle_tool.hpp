@@ -62,7 +62,11 @@ struct DomainSpec {
     hv::builder::DomainAction on_reboot = hv::builder::DomainAction::restart;
     hv::builder::DomainAction on_crash = hv::builder::DomainAction::destroy;
     bool privileged = false;
+    std::vector<std::string> disks;  // xl diskspecs, each as canonical_disk_spec writes it
 };
+
+// A disk as a diskspec in keyword form: "vdev=xvda, access=rw, backend=NAME, target=TARGET".
+std::string canonical_disk_spec(const hv::builder::BundleDisk& disk);
 
 // A kernel that passed parse_image and plan(); `image` points into `kernel_bytes`, which is the
 // file's contents or, for a bzImage, the ELF unwrapped from it: what the bundle stores.

@@ -33,13 +33,17 @@ create: checks every domain as `check` does, then writes OUT.cpio, a boot bundle
   images) and ramdisks under images/. Nothing is written if any domain is refused. A DOMAIN is either
     --config FILE.cfg
         an xl.cfg-style file (name, kernel, ramdisk, cmdline, memory, vcpus, on_poweroff,
-        on_reboot, on_crash, type, privileged); its kernel and ramdisk paths are taken relative to
+        on_reboot, on_crash, type, privileged, disk); its kernel and ramdisk paths are taken relative to
         the file's directory. The bundle holds the configuration regenerated: comments dropped,
         paths replaced by archive paths.
   or
     KERNEL [--name NAME] [--mem MIB] [--vcpus N] [--ramdisk FILE] [--cmdline TEXT] [--privileged]
+           [--disk SPEC]...
         a kernel and the options that follow it, up to the next KERNEL or --config. NAME defaults
-        to the kernel's file name without its extension; names must differ.
+        to the kernel's file name without its extension; names must differ. Each --disk is one
+        entry of xl's `disk` list (xl-disk-configuration(5)), e.g.
+        'vdev=xvda, backend=NAME, access=rw, target=ram:4M': a block device served by domain NAME
+        of the bundle (backend= is required).
 
 Options take their value as the next argument. Exit status: 0 done, 1 refused, 2 usage error.
 )";
@@ -69,16 +73,17 @@ struct KernelOptions {
 };
 
 bool is_kernel_option(const std::string& option) {
-    static const std::set<std::string> options = {"--name", "--mem", "--vcpus", "--ramdisk", "--cmdline", "--privileged"};
+    static const std::set<std::string> options = {"--name",    "--mem",        "--vcpus", "--ramdisk",
+                                                  "--cmdline", "--privileged", "--disk"};
     return options.count(option) != 0;
 }
 
 // Applies args[i] (an option of a kernel) and its value; returns false if args[i] is no such option.
 bool take_kernel_option(const std::vector<std::string>& args, std::size_t& i, KernelOptions& kernel, bool with_name) {
     const std::string& option = args[i];
-    if (!is_kernel_option(option) || (!with_name && (option == "--name" || option == "--vcpus")))
+    if (!is_kernel_option(option) || (!with_name && (option == "--name" || option == "--vcpus" || option == "--disk")))
         return false;
-    if (!kernel.given.insert(option).second)
+    if (!kernel.given.insert(option).second && option != "--disk")
         throw UsageError(option + " given twice for " + kernel.spec.kernel.string());
     if (option == "--privileged") {
         kernel.spec.privileged = true;
@@ -95,6 +100,12 @@ bool take_kernel_option(const std::vector<std::string>& args, std::size_t& i, Ke
         kernel.spec.vcpus = static_cast<std::uint32_t>(std::min<std::uint64_t>(parse_number(option, value), ~0u));
     else if (option == "--ramdisk")
         kernel.spec.ramdisk = value;
+    else if (option == "--disk") {
+        hv::builder::BundleDisk disk;
+        if (const std::string_view why = hv::builder::parse_disk_spec(value, disk); !why.empty())
+            throw UsageError("--disk '" + value + "': " + std::string(why));
+        kernel.spec.disks.push_back(canonical_disk_spec(disk));
+    }
     else
         kernel.spec.cmdline = value;
     return true;
@@ -160,6 +171,7 @@ void check_generated(const std::string& text, const DomainSpec& domain) {
     builder::BundleDomain parsed;
     if (const auto error = builder::parse_domain_config(text, parsed); error.code != builder::ConfigErrc::none)
         throw Refusal(domain.kernel.string() + ": " + std::string(builder::describe(error.code)) +
+                      (error.detail.empty() ? "" : ": " + std::string(error.detail)) +
                       (error.code == builder::ConfigErrc::bad_name ? " (name '" + domain.name + "'; give --name)" : ""));
 }
 
@@ -229,9 +241,12 @@ int create_command(const std::vector<std::string>& args) {
     images.add_to(archive);
     const Bytes bytes = archive.finish();
 
-    // What the hypervisor will read: a bundle this reader refuses is a bug here, not a user's error.
+    // What the hypervisor will read: a bundle this reader refuses is a bug here, not a user's error,
+    // but for a disk whose backend is not in the bundle, which only the whole bundle shows.
     static builder::Bundle readback;
-    if (const auto error = builder::read_bundle(bytes, readback); error.code != builder::BundleErrc::none)
+    if (const auto error = builder::read_bundle(bytes, readback); error.code == builder::BundleErrc::bad_disk_backend)
+        throw Refusal(domains[error.domain].name + ": " + std::string(builder::describe(error.code)));
+    else if (error.code != builder::BundleErrc::none)
         throw std::logic_error("the bundle written does not read back: " + std::string(builder::describe(error.code)));
 
     const std::filesystem::path temporary = out.string() + ".tmp";

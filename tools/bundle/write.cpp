@@ -46,7 +46,8 @@ DomainSpec read_config(const std::filesystem::path& path) {
     builder::BundleDomain parsed;
     if (const auto error = builder::parse_domain_config(text, parsed); error.code != builder::ConfigErrc::none) {
         const std::string where = path.string() + (error.line != 0 ? ":" + std::to_string(error.line) : "");
-        throw Refusal(where + ": " + std::string(builder::describe(error.code)));
+        throw Refusal(where + ": " + std::string(builder::describe(error.code)) +
+                      (error.detail.empty() ? "" : ": " + std::string(error.detail)));
     }
     DomainSpec domain;
     domain.name = parsed.name;
@@ -61,7 +62,16 @@ DomainSpec read_config(const std::filesystem::path& path) {
     domain.on_reboot = parsed.on_reboot;
     domain.on_crash = parsed.on_crash;
     domain.privileged = parsed.privileged;
+    for (const builder::BundleDisk& disk : parsed.disk_list())
+        domain.disks.push_back(canonical_disk_spec(disk));
     return domain;
+}
+
+std::string canonical_disk_spec(const builder::BundleDisk& disk) {
+    std::string spec = "vdev=" + std::string(disk.vdev) + ", access=" + (disk.writable ? "rw" : "ro");
+    if (!disk.backend.empty())
+        spec += ", backend=" + std::string(disk.backend);
+    return spec + ", target=" + std::string(disk.target);  // last: a named target takes the rest
 }
 
 std::string config_text(const DomainSpec& domain, const std::string& kernel_path, const std::string& ramdisk_path) {
@@ -80,6 +90,12 @@ std::string config_text(const DomainSpec& domain, const std::string& kernel_path
     text += "on_crash = " + action(domain.on_crash) + "\n";
     if (domain.privileged)
         text += "privileged = 1\n";
+    if (!domain.disks.empty()) {
+        text += "disk = [";
+        for (const std::string& spec : domain.disks)
+            text += (&spec == &domain.disks.front() ? " " : ", ") + quoted(spec, "disk '" + spec + "'");
+        text += " ]\n";
+    }
     return text;
 }
 

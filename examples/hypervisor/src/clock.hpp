@@ -36,4 +36,13 @@ void timer_interrupt_arrived();
 // Another interrupt (serial input) was taken: acknowledge it at the PIC.
 void acknowledge();
 
+// The wall time at system time 0 (what shared_info's wc_sec/wc_nsec say), from the CMOS real-time
+// clock (UTC on QEMU, as on most hypervisor hosts), read once and kept; 0 when it reads as
+// nonsense. Needs wait_for_calibration().
+struct WallClock {
+    std::uint64_t sec = 0;
+    std::uint32_t nsec = 0;
+};
+WallClock wall_clock_at_boot();
+
 }  // namespace hypervisor::clock

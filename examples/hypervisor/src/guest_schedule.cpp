@@ -64,7 +64,11 @@ hv::sched::SchedVcpu* schedule() {
     return decision.next;
 }
 
-// The earliest of every live vCPU's timers and poll timeouts.
+// Whether a vCPU's timers run: an offline vCPU's do not (as on Xen, where they stop with it), so
+// a vCPU taken down wakes nobody and gets no VIRQ_TIMER.
+bool timers_run(const VcpuContext& context) { return context.domain->vcpus[context.vcpu].online; }
+
+// The earliest of every live, online vCPU's timers and poll timeouts.
 std::optional<std::uint64_t> next_timer() {
     std::optional<std::uint64_t> deadline;
     const auto consider = [&](std::optional<std::uint64_t> candidate) {
@@ -75,6 +79,8 @@ std::optional<std::uint64_t> next_timer() {
         if (!live(run))
             continue;
         for (const VcpuContext& context : run.vcpus) {
+            if (!timers_run(context))
+                continue;
             consider(context.calls.timers.next_deadline());
             consider(context.calls.poll_deadline);
         }
@@ -426,6 +432,8 @@ void on_timer_interrupt() {
         if (!live(run))
             continue;
         for (VcpuContext& context : run.vcpus) {
+            if (!timers_run(context))
+                continue;
             HypervisorCalls& calls = context.calls;
             if (calls.timers.expire(now))
                 (void)running.domains->event_channels().send_virq(*run.domain->events, context.vcpu,

@@ -45,6 +45,7 @@ void Host::domain_destroyed(hv::DomId id) {
     serial_.write("domain ");
     serial_.write_decimal(id.value);
     serial_.write(" destroyed\n");
+    destroyed_(id);
 }
 
 }  // namespace hypervisor

@@ -35,7 +35,8 @@ private:
 // Reports what happens to domains, and tells the vCPUs apart for the scheduling in guest_run.cpp.
 class Host final : public hv::domain::DomainPlatform {
 public:
-    explicit Host(const Serial& serial) : serial_{serial} {}
+    // `destroyed` is told of every domain destroyed, after the report (the toolstack's cleanup).
+    Host(const Serial& serial, void (*destroyed)(hv::DomId)) : serial_{serial}, destroyed_{destroyed} {}
     void kick_vcpu(hv::domain::Domain& domain, std::uint32_t vcpu) override;
     void yield(hv::domain::Domain& domain, std::uint32_t vcpu) override;
     void set_poll_timeout(hv::domain::Domain& domain, std::uint32_t vcpu, std::uint64_t deadline_ns) override;
@@ -44,6 +45,7 @@ public:
 
 private:
     const Serial& serial_;
+    void (*destroyed_)(hv::DomId);
 };
 
 }  // namespace hypervisor

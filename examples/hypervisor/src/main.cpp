@@ -12,6 +12,7 @@
 
 #include <hv/boot_bundle.hpp>
 #include <hv/builder.hpp>
+#include <hv/xenstore_devices.hpp>
 #include <pvkit/abi.hpp>
 
 #include "boot_memory.hpp"
@@ -254,6 +255,56 @@ RunningBundle bundle;
 bool build_domain(std::size_t entry, hv::DomId id, hv::domain::Domains& domains, DomainSlot* slot,
                   hv::builder::Built& built);
 
+// Bundle entries are domains 1, 2, ... in order, whenever built.
+hv::DomId domain_id(std::size_t entry) { return hv::DomId{static_cast<std::uint16_t>(entry + 1)}; }
+
+hv::xenstore::BlockDevice block_device(std::size_t entry, const hv::builder::BundleDisk& disk) {
+    return {.frontend = domain_id(entry),
+            .backend = domain_id(disk.backend_domain),
+            .virtual_device = disk.device_id,
+            .dev = disk.vdev,
+            .params = disk.target,
+            .writable = disk.writable};
+}
+
+// As the toolstack: the block devices bundle entry `entry` has as a frontend, each served by a
+// running domain, written in the xenstore (frontend and backend directories, as libxl writes
+// them). A disk whose backend is not running is reported and left out.
+void add_disks(std::size_t entry, hv::xenstore::Store& store) {
+    const hv::builder::BundleDomain& config = bundle.wanted[entry].config;
+    for (const hv::builder::BundleDisk& disk : config.disk_list()) {
+        console.write(config.name);
+        console.write(": disk ");
+        console.write(disk.vdev);
+        if (const auto added = hv::xenstore::add_block_device(store, block_device(entry, disk)); added) {
+            console.write(" (vbd ");
+            console.write_decimal(disk.device_id);
+            console.write(", ");
+            console.write(disk.writable ? "read-write" : "read-only");
+            console.write(") served by ");
+        } else {
+            console.write(": error ");
+            console.write_decimal(static_cast<std::uint64_t>(added.error()));
+            console.write(" adding it to the xenstore, from ");
+        }
+        console.write(bundle.wanted[disk.backend_domain].config.name);
+        console.write(" as ");
+        console.write(disk.target);
+        console.write("\n");
+    }
+}
+
+// A destroyed domain's block devices go from the xenstore, as libxl removes them: its backends'
+// watches on their directories tell them.
+void remove_disks(hv::DomId id) {
+    const std::size_t entry = id.value - 1u;
+    if (entry >= bundle.wanted.size() || bundle.domains == nullptr || bundle.domains->store() == nullptr)
+        return;
+    for (const hv::builder::BundleDisk& disk : bundle.wanted[entry].config.disk_list())
+        (void)hv::xenstore::remove_split_device(*bundle.domains->store(),
+                                                hv::xenstore::split_device_of(block_device(entry, disk)));
+}
+
 // Bundle entry `entry` built again in its slot, whose last domain is destroyed (RebuildDomain).
 hv::domain::Domain* rebuild(std::size_t entry, hv::DomId id, hv::builder::InitialRegisters& registers) {
     DomainSlot* slot = &bundle.slots[entry];
@@ -261,6 +312,7 @@ hv::domain::Domain* rebuild(std::size_t entry, hv::DomId id, hv::builder::Initia
     hv::builder::Built built;
     if (!build_domain(entry, id, *bundle.domains, slot, built))
         return nullptr;
+    add_disks(entry, *bundle.domains->store());
     registers = built.registers;
     return &slot->domain;
 }
@@ -349,7 +401,9 @@ bool build_domain(std::size_t entry, hv::DomId id, hv::domain::Domains& domains,
                                       .time = {.system_time_ns = clock::now_ns(),
                                                .tsc_timestamp = cpu::read_tsc(),
                                                .tsc_to_system_mul = clock::scale().mul,
-                                               .tsc_shift = clock::scale().shift}},
+                                               .tsc_shift = clock::scale().shift,
+                                               .wallclock_sec = clock::wall_clock_at_boot().sec,
+                                               .wallclock_nsec = clock::wall_clock_at_boot().nsec}},
                                      built);
     if (error != hv::builder::BuildError::none)
         return refuse("cannot be built: ", hv::builder::describe(error));
@@ -419,11 +473,13 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     clock::wait_for_calibration();
     console.write("clock: TSC at ");
     console.write_decimal(clock::tsc_hz() / 1'000'000);
-    console.write(" MHz\n");
+    console.write(" MHz; wall clock ");
+    console.write_decimal(clock::wall_clock_at_boot().sec);
+    console.write(" s since 1970 at boot (CMOS RTC)\n");
 
     if (frames != nullptr && !wanted.empty()) {
         static hv::mm::PageTables tables{*frames};
-        static Host host{console};
+        static Host host{console, remove_disks};
         // Built in place and never destroyed: a static Store would register its destructor (out
         // of line, in the library) for exit, taking its address through the GOT.
         alignas(hv::xenstore::Store) static std::byte store_storage[sizeof(hv::xenstore::Store)];
@@ -435,15 +491,16 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         std::byte* vcpu_storage = contexts;
         for (std::size_t index = 0; index < wanted.size(); ++index) {
             hv::builder::Built built;
-            const hv::DomId id{static_cast<std::uint16_t>(index + 1)};
             const hv::builder::BundleDomain& config = wanted[index].config;
-            if (build_domain(index, id, domains, &slots[index], built)) {
+            if (build_domain(index, domain_id(index), domains, &slots[index], built)) {
                 add_guest_domain(domains, slots[index].domain, built.registers, vcpu_storage, index,
                                  {config.on_poweroff, config.on_reboot, config.on_crash});
                 ++built_count;
             }
             vcpu_storage += config.vcpus * guest_vcpu_size();
         }
+        for (std::size_t index = 0; index < wanted.size(); ++index)
+            add_disks(index, *store);
         if (built_count != 0)
             run_domains(built_count == wanted.size(), free_frames_before, rebuild);
     } else if (frames != nullptr && loaded.empty()) {

@@ -103,6 +103,29 @@ inline constexpr std::uint64_t default_memory_mib = 16;   // xl's default is 128
 inline constexpr std::uint64_t max_memory_mib = 1 << 20;  // the parser's bound; the builder's is lower
 inline constexpr std::uint32_t max_domain_vcpus = 32;     // XEN_LEGACY_MAX_VCPUS: shared_info's slots
 inline constexpr std::size_t max_domain_name = 64;        // bytes
+inline constexpr std::size_t max_domain_disks = 8;        // entries of `disk`
+
+// One entry of `disk`: a virtual block device of the domain, served by a backend domain of the
+// bundle over Xen's blkif protocol. The toolstack (the hypervisor) writes its frontend and backend
+// directories in the xenstore as libxl does; docs/builder.md lists the keys.
+struct BundleDisk {
+    std::string_view vdev;          // "xvda", "xvdb3": the device as the guest names it
+    std::uint32_t device_id = 0;    // Xen's number for vdev (virtual-device): 202 << 8 | disk << 4 | part
+    std::string_view target;        // what the backend serves, handed to it as `params` (pvkit's
+                                    // blkback: "ram:<size>")
+    std::string_view backend;       // the backend domain's name (xl's default, domain 0, is no
+                                    // backend here: the initial domain has no xenstore connection)
+    bool writable = true;           // access: rw or w (the default), r or ro
+    std::size_t backend_domain = 0; // the backend's index in the bundle, set by read_bundle
+};
+
+// Reads one xl diskspec (xl-disk-configuration(5)): comma-separated positional parameters
+// (target, format, vdev, access, in that order, each skipped once given by name) and `key=value`
+// pairs (target, format, vdev, access, devtype, backend, backendtype; a named target takes the rest
+// of the spec, commas included). Taken: format raw, devtype disk, backendtype phy, vdev
+// xvd<a-z>[<partition 1-15>]; xl's flags (cdrom, discard...) and the deprecated `prefix:` targets
+// are refused. Empty on success, else why the spec is refused; on error `disk` is unchanged.
+[[nodiscard]] std::string_view parse_disk_spec(std::string_view spec, BundleDisk& disk);
 
 // One domain, as its configuration file describes it. Strings point into the file's text.
 struct BundleDomain {
@@ -116,8 +139,11 @@ struct BundleDomain {
     DomainAction on_reboot = DomainAction::restart;
     DomainAction on_crash = DomainAction::destroy;
     bool privileged = false;    // not xl: built with control-domain rights (SIF_PRIVILEGED, dom0)
+    std::array<BundleDisk, max_domain_disks> disks{};  // `disk`, in the order given
+    std::size_t disk_count = 0;
 
     std::uint64_t memory_pages() const { return memory_mib * 256; }  // 4 KiB pages
+    std::span<const BundleDisk> disk_list() const { return {disks.data(), disk_count}; }
 };
 
 enum class ConfigErrc : std::uint8_t {
@@ -130,6 +156,8 @@ enum class ConfigErrc : std::uint8_t {
     bad_escape,           // a backslash before another character than those ConfigString decodes
     expected_string,      // a number where the key takes a quoted string
     expected_number,      // a string where the key takes a number, or a malformed number
+    expected_list,        // not a list `[ 'item', ... ]` where the key takes one (disk), or a
+                          // malformed list, or one with more items than the key takes
     out_of_range,         // memory not in 1..max_memory_mib, vcpus not in 1..32, privileged not 0 or 1
     bad_value,            // not one of the strings the key takes (on_*: destroy, restart,
                           // preserve; type: pv)
@@ -137,12 +165,15 @@ enum class ConfigErrc : std::uint8_t {
     bad_path,             // an empty kernel or ramdisk path, or one with an escape
     missing_name,         // no `name` (line 0: the whole file)
     missing_kernel,       // no `kernel` (line 0)
+    bad_disk,             // a `disk` entry parse_disk_spec refuses (ConfigError::detail says why),
+                          // one without backend=, or two entries with one vdev
 };
 std::string_view describe(ConfigErrc error);
 
 struct ConfigError {
     ConfigErrc code = ConfigErrc::none;
     std::uint32_t line = 0;  // 1-based; 0 when the error concerns the whole file
+    std::string_view detail = {};  // bad_disk: why (a static string)
 
     bool operator==(const ConfigError&) const = default;
 };
@@ -165,6 +196,7 @@ enum class BundleErrc : std::uint8_t {
     bad_config,         // a configuration file is refused (`config`)
     missing_file,       // a kernel or ramdisk `file` named by a configuration is no regular file here
     duplicate_name,     // domain `domain` has the name of an earlier one
+    bad_disk_backend,   // a disk of domain `domain` names no other domain of the bundle as its backend
 };
 std::string_view describe(BundleErrc error);
 

@@ -220,12 +220,14 @@ std::string_view describe(DomainAction action) {
 namespace {
 
 enum class Key : std::uint8_t { name, kernel, ramdisk, cmdline, memory, vcpus, on_poweroff, on_reboot, on_crash,
-                                type, privileged, count };
+                                type, privileged, disk, count };
 constexpr std::string_view key_names[] = {"name"sv, "kernel"sv, "ramdisk"sv, "cmdline"sv, "memory"sv, "vcpus"sv,
-                                          "on_poweroff"sv, "on_reboot"sv, "on_crash"sv, "type"sv, "privileged"sv};
+                                          "on_poweroff"sv, "on_reboot"sv, "on_crash"sv, "type"sv, "privileged"sv,
+                                          "disk"sv};
 static_assert(std::size(key_names) == static_cast<std::size_t>(Key::count));
 
 constexpr bool takes_number(Key key) { return key == Key::memory || key == Key::vcpus || key == Key::privileged; }
+constexpr bool takes_list(Key key) { return key == Key::disk; }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
@@ -238,8 +240,10 @@ bool is_control(char c) {
 }
 
 struct Value {
-    enum class Kind : std::uint8_t { string, number, other } kind;
+    enum class Kind : std::uint8_t { string, number, list, other } kind;
     std::string_view text;  // a string's text between its quotes; a number's or other token's text
+    std::array<std::string_view, max_domain_disks> items{};  // a list's strings, as `text`s
+    std::size_t item_count = 0;
 };
 
 // A number token: "0", decimal without leading zeros, or 0x and hex digits, below 2^64. A leading
@@ -264,19 +268,19 @@ ConfigErrc number_value(std::string_view text, std::uint64_t& value) {
     return ConfigErrc::none;
 }
 
+// Walks the whole text: a line ends at '\n', but a list `[ ... ]` may span lines (as xl's do),
+// with comments and blank lines among its items.
 class ConfigParser {
 public:
     ConfigError parse(std::string_view text, BundleDomain& out) {
-        std::uint32_t line = 0;
-        std::size_t start = 0;
-        while (start < text.size()) {
-            std::size_t end = start;
-            while (end < text.size() && text[end] != '\n')
-                ++end;
-            ++line;
-            if (const ConfigErrc error = parse_line({text.data() + start, end - start}); error != ConfigErrc::none)
-                return {error, line};
-            start = end + 1;
+        text_ = text;
+        while (pos_ < text_.size()) {
+            if (const ConfigErrc error = parse_line(); error != ConfigErrc::none)
+                return {error, line_, detail_};
+            if (pos_ < text_.size()) {  // the '\n'
+                ++pos_;
+                ++line_;
+            }
         }
         if (!seen(Key::name))
             return {ConfigErrc::missing_name, 0};
@@ -288,28 +292,36 @@ public:
 
 private:
     bool seen(Key key) const { return (seen_ >> static_cast<unsigned>(key)) & 1; }
+    bool at_line_end() const { return pos_ == text_.size() || text_[pos_] == '\n'; }
+    char here() const { return text_[pos_]; }
+    void skip_spaces() {
+        while (pos_ < text_.size() && is_space(here()))
+            ++pos_;
+    }
+    void skip_comment() {
+        while (!at_line_end())
+            ++pos_;
+    }
 
-    ConfigErrc parse_line(std::string_view line) {
-        std::size_t pos = 0;
-        const auto skip_spaces = [&] {
-            while (pos < line.size() && is_space(line[pos]))
-                ++pos;
-        };
+    // One line's settings, up to its '\n' (or, after a list, the '\n' of the list's last line).
+    ConfigErrc parse_line() {
         for (;;) {
             skip_spaces();
-            if (pos == line.size() || line[pos] == '#')
+            if (at_line_end() || here() == '#') {
+                skip_comment();
                 return ConfigErrc::none;
+            }
             // key
-            const std::size_t key_start = pos;
-            if (!is_lower(line[pos]))
+            const std::size_t key_start = pos_;
+            if (!is_lower(here()))
                 return ConfigErrc::syntax;
-            while (pos < line.size() && (is_lower(line[pos]) || is_digit(line[pos]) || line[pos] == '_'))
-                ++pos;
-            const std::string_view key_text{line.data() + key_start, pos - key_start};
+            while (pos_ < text_.size() && (is_lower(here()) || is_digit(here()) || here() == '_'))
+                ++pos_;
+            const std::string_view key_text{text_.data() + key_start, pos_ - key_start};
             skip_spaces();
-            if (pos == line.size() || line[pos] != '=')
+            if (at_line_end() || here() != '=')
                 return ConfigErrc::syntax;
-            ++pos;
+            ++pos_;
             skip_spaces();
             std::size_t key_index = 0;
             while (key_index < std::size(key_names) && key_names[key_index] != key_text)
@@ -321,61 +333,114 @@ private:
                 return ConfigErrc::duplicate_key;
             // value
             Value value{};
-            if (const ConfigErrc error = lex_value(line, pos, value); error != ConfigErrc::none)
+            if (const ConfigErrc error = lex_value(key, value); error != ConfigErrc::none)
                 return error;
             if (const ConfigErrc error = apply(key, value); error != ConfigErrc::none)
                 return error;
             seen_ |= 1u << key_index;
             // what may follow: ';' and another setting, a comment, the end of the line
             skip_spaces();
-            if (pos < line.size() && line[pos] == ';')
-                ++pos;
-            else if (pos < line.size() && line[pos] != '#')
+            if (!at_line_end() && here() == ';')
+                ++pos_;
+            else if (!at_line_end() && here() != '#')
                 return ConfigErrc::syntax;
         }
     }
 
-    static ConfigErrc lex_value(std::string_view line, std::size_t& pos, Value& value) {
-        if (pos == line.size() || line[pos] == '#' || line[pos] == ';')
-            return ConfigErrc::syntax;  // no value
-        const char first = line[pos];
-        if (first == '"' || first == '\'') {
-            const std::size_t start = ++pos;
-            for (;;) {
-                if (pos == line.size())
+    // A quoted string on one line, from its opening quote at pos_; pos_ ends after the closing one.
+    ConfigErrc lex_string(std::string_view& text) {
+        const char quote = here();
+        const std::size_t start = ++pos_;
+        for (;;) {
+            if (at_line_end())
+                return ConfigErrc::unterminated_string;
+            const char c = here();
+            if (c == quote)
+                break;
+            if (c == '\\') {
+                ++pos_;
+                if (at_line_end())
                     return ConfigErrc::unterminated_string;
-                const char c = line[pos];
-                if (c == first)
-                    break;
-                if (c == '\\') {
-                    if (pos + 1 == line.size())
-                        return ConfigErrc::unterminated_string;
-                    if (!escaped_char(line[pos + 1]))
-                        return ConfigErrc::bad_escape;
-                    pos += 2;
-                    continue;
-                }
-                if (is_control(c))
-                    return ConfigErrc::syntax;
-                ++pos;
+                if (!escaped_char(here()))
+                    return ConfigErrc::bad_escape;
+                ++pos_;
+                continue;
             }
-            value = {Value::Kind::string, {line.data() + start, pos - start}};
-            ++pos;  // the closing quote
-            return ConfigErrc::none;
-        }
-        // A number, or a word or list this parser does not take as a value: its text is read to
-        // the next separator so that the error is about the key's type.
-        const std::size_t start = pos;
-        while (pos < line.size() && !is_space(line[pos]) && line[pos] != ';' && line[pos] != '#') {
-            if (is_control(line[pos]))
+            if (is_control(c))
                 return ConfigErrc::syntax;
-            ++pos;
+            ++pos_;
         }
-        value = {is_digit(first) ? Value::Kind::number : Value::Kind::other, {line.data() + start, pos - start}};
+        text = {text_.data() + start, pos_ - start};
+        ++pos_;  // the closing quote
+        return ConfigErrc::none;
+    }
+
+    // Spaces, line ends and comments between a list's items.
+    void skip_list_blanks() {
+        for (;;) {
+            skip_spaces();
+            if (pos_ < text_.size() && here() == '#')
+                skip_comment();
+            if (pos_ == text_.size() || here() != '\n')
+                return;
+            ++pos_;
+            ++line_;
+        }
+    }
+
+    // `[ 'a', "b", ]`: quoted strings separated by commas, a trailing comma allowed.
+    ConfigErrc lex_list(Value& value) {
+        value.kind = Value::Kind::list;
+        ++pos_;  // '['
+        for (;;) {
+            skip_list_blanks();
+            if (pos_ == text_.size())
+                return ConfigErrc::expected_list;
+            if (here() == ']')
+                break;
+            if (here() != '"' && here() != '\'')
+                return ConfigErrc::expected_list;
+            if (value.item_count == value.items.size())
+                return ConfigErrc::expected_list;
+            if (const ConfigErrc error = lex_string(value.items[value.item_count]); error != ConfigErrc::none)
+                return error;
+            ++value.item_count;
+            skip_list_blanks();
+            if (pos_ < text_.size() && here() == ',')
+                ++pos_;
+            else if (pos_ == text_.size() || here() != ']')
+                return ConfigErrc::expected_list;
+        }
+        ++pos_;  // ']'
+        return ConfigErrc::none;
+    }
+
+    ConfigErrc lex_value(Key key, Value& value) {
+        if (at_line_end() || here() == '#' || here() == ';')
+            return ConfigErrc::syntax;  // no value
+        const char first = here();
+        if (first == '"' || first == '\'') {
+            value.kind = Value::Kind::string;
+            return lex_string(value.text);
+        }
+        if (first == '[' && takes_list(key))
+            return lex_list(value);
+        // A number, or a word or list this parser does not take as this key's value: its text is
+        // read to the next separator so that the error is about the key's type.
+        const std::size_t start = pos_;
+        while (!at_line_end() && !is_space(here()) && here() != ';' && here() != '#') {
+            if (is_control(here()))
+                return ConfigErrc::syntax;
+            ++pos_;
+        }
+        value.kind = is_digit(first) ? Value::Kind::number : Value::Kind::other;
+        value.text = {text_.data() + start, pos_ - start};
         return ConfigErrc::none;
     }
 
     ConfigErrc apply(Key key, const Value& value) {
+        if (takes_list(key))
+            return value.kind == Value::Kind::list ? apply_disks(value) : ConfigErrc::expected_list;
         if (takes_number(key)) {
             if (value.kind != Value::Kind::number)
                 return ConfigErrc::expected_number;
@@ -454,6 +519,36 @@ private:
         }
     }
 
+    ConfigErrc apply_disks(const Value& value) {
+        for (std::size_t index = 0; index < value.item_count; ++index) {
+            BundleDisk& disk = domain_.disks[index];
+            for (const char c : value.items[index])
+                if (c == '\\') {
+                    detail_ = "a disk spec holds no escape"sv;
+                    return ConfigErrc::bad_disk;
+                }
+            if (const std::string_view why = parse_disk_spec(value.items[index], disk); !why.empty()) {
+                detail_ = why;
+                return ConfigErrc::bad_disk;
+            }
+            if (disk.backend.empty()) {
+                detail_ = "no backend= (the domain of the bundle that serves it)"sv;
+                return ConfigErrc::bad_disk;
+            }
+            for (std::size_t earlier = 0; earlier < index; ++earlier)
+                if (domain_.disks[earlier].device_id == disk.device_id) {
+                    detail_ = "two disks with one vdev"sv;
+                    return ConfigErrc::bad_disk;
+                }
+        }
+        domain_.disk_count = value.item_count;
+        return ConfigErrc::none;
+    }
+
+    std::string_view text_;
+    std::size_t pos_ = 0;
+    std::uint32_t line_ = 1;
+    std::string_view detail_;
     BundleDomain domain_{};
     std::uint32_t seen_ = 0;  // bit per Key
 };
@@ -471,13 +566,14 @@ std::string_view describe(ConfigErrc error) {
     case ConfigErrc::syntax: return "syntax error: expected `key = value`, then `;`, a `#` comment or the end of the line"sv;
     case ConfigErrc::unknown_key:
         return "unknown key (known: name, kernel, ramdisk, cmdline, memory, vcpus, on_poweroff, on_reboot, "
-               "on_crash, type, privileged)"sv;
+               "on_crash, type, privileged, disk)"sv;
     case ConfigErrc::duplicate_key: return "key given twice"sv;
     case ConfigErrc::unterminated_string: return "string without its closing quote on the same line"sv;
     case ConfigErrc::bad_escape:
         return "unsupported escape in a string (known: \\\" \\' \\\\ \\a \\b \\f \\n \\r \\t \\v)"sv;
     case ConfigErrc::expected_string: return "this key takes a quoted string"sv;
     case ConfigErrc::expected_number: return "this key takes a number (decimal, or hexadecimal with 0x)"sv;
+    case ConfigErrc::expected_list: return "this key takes a list of at most 8 quoted strings: [ 'a', 'b' ]"sv;
     case ConfigErrc::out_of_range: return "number out of range (memory: 1 to 1048576 MiB, vcpus: 1 to 32, privileged: 0 or 1)"sv;
     case ConfigErrc::bad_value:
         return "value not taken by this key (on_poweroff, on_reboot, on_crash: \"destroy\", \"restart\", "
@@ -486,6 +582,7 @@ std::string_view describe(ConfigErrc error) {
     case ConfigErrc::bad_path: return "a file path must be non-empty and without escapes"sv;
     case ConfigErrc::missing_name: return "no `name`"sv;
     case ConfigErrc::missing_kernel: return "no `kernel`"sv;
+    case ConfigErrc::bad_disk: return "disk refused"sv;
     }
     return "unknown configuration error"sv;
 }
@@ -582,6 +679,22 @@ BundleError read_domain(std::span<const std::byte> archive, std::span<const std:
     return {};
 }
 
+// Each disk's backend_domain: the other domain its `backend` names.
+BundleError find_disk_backends(std::span<BundledDomain> domains) {
+    for (std::size_t n = 0; n < domains.size(); ++n) {
+        for (std::size_t index = 0; index < domains[n].config.disk_count; ++index) {
+            BundleDisk& disk = domains[n].config.disks[index];
+            std::size_t backend = 0;
+            while (backend < domains.size() && domains[backend].config.name != disk.backend)
+                ++backend;
+            if (backend == domains.size() || backend == n)
+                return {.code = BundleErrc::bad_disk_backend, .domain = n, .file = domains[n].config_path};
+            disk.backend_domain = backend;
+        }
+    }
+    return {};
+}
+
 }  // namespace
 
 BundleError read_bundle(std::span<const std::byte> archive, Bundle& bundle) {
@@ -593,6 +706,8 @@ BundleError read_bundle(std::span<const std::byte> archive, Bundle& bundle) {
     for (std::size_t n = 0; n < count; ++n)
         if (const BundleError error = read_domain(archive, configs[n], n, bundle); error.code != BundleErrc::none)
             return error;
+    if (const BundleError error = find_disk_backends({bundle.domains.data(), count}); error.code != BundleErrc::none)
+        return error;
     bundle.domain_count = count;
     return {};
 }
@@ -609,6 +724,8 @@ std::string_view describe(BundleErrc error) {
     case BundleErrc::bad_config: return "configuration refused"sv;
     case BundleErrc::missing_file: return "no regular file of that name in the archive"sv;
     case BundleErrc::duplicate_name: return "a domain has the name of an earlier one"sv;
+    case BundleErrc::bad_disk_backend:
+        return "a disk's backend= names no other domain of the bundle"sv;
     }
     return "unknown bundle error"sv;
 }

@@ -104,7 +104,9 @@ long up(VcpuOpCaller& caller, std::uint32_t vcpu) {
         return xen_errno(Errc::einval);
     if (!domain.vcpus[vcpu].online) {
         domain.vcpus[vcpu].online = true;
-        change_runstate(caller.vcpus.runstate(vcpu), abi::RUNSTATE_runnable, caller.now);
+        // A vCPU taken down while blocked comes back blocked: only an event makes it runnable.
+        change_runstate(caller.vcpus.runstate(vcpu),
+                        domain.runnable(vcpu) ? abi::RUNSTATE_runnable : abi::RUNSTATE_blocked, caller.now);
         caller.domains.platform().kick_vcpu(domain, vcpu);
     }
     return 0;

@@ -10,6 +10,7 @@
 #include <hv/boot_bundle.hpp>
 
 namespace {
+using namespace std::string_view_literals;
 
 using namespace hv::builder;
 using Bytes = std::vector<std::byte>;
@@ -316,7 +317,16 @@ TEST_CASE("builder: every configuration error names its line", "[builder][bundle
         {"memory += 32", ConfigErrc::syntax},
         {"extra = \"quiet\"", ConfigErrc::unknown_key},
         {"maxmem = 64", ConfigErrc::unknown_key},
-        {"disk = [ 'phy:/dev/x,xvda,w' ]", ConfigErrc::unknown_key},
+        {"disk = [ 'phy:/dev/x,xvda,w' ]", ConfigErrc::bad_disk},
+        {"disk = 'ram:1M,,xvda'", ConfigErrc::expected_list},
+        {"disk = [ 'ram:1M,,xvda' 'ram:1M,,xvdb' ]", ConfigErrc::expected_list},
+        {"disk = [ ram ]", ConfigErrc::expected_list},
+        {"disk = [ 'a,,xvda', 'b,,xvdb', 'c,,xvdc', 'd,,xvdd', 'e,,xvde', 'f,,xvdf', 'g,,xvdg', 'h,,xvdh', 'i,,xvdi' ]",
+         ConfigErrc::expected_list},
+        {"disk = [ 'a,,xvda,backend=s', 'b,,xvda,backend=s' ]", ConfigErrc::bad_disk},
+        {"disk = [ 'ram:1M,,xvda' ]", ConfigErrc::bad_disk},
+        {"disk = [ 'a\\t,,xvda' ]", ConfigErrc::bad_disk},
+        {"disk = [ 'open ]", ConfigErrc::unterminated_string},
         {"name = \"b\"", ConfigErrc::duplicate_key},
         {"cmdline = \"open", ConfigErrc::unterminated_string},
         {"cmdline = 'open\"", ConfigErrc::unterminated_string},
@@ -348,7 +358,10 @@ TEST_CASE("builder: every configuration error names its line", "[builder][bundle
     };
     for (const Case& c : cases) {
         INFO("line 4: " << c.line);
-        CHECK(refusal(head + c.line + "\nvcpus = 1\n") == ConfigError{c.error, 4});
+        const ConfigError error = refusal(head + c.line + "\nvcpus = 1\n");
+        CHECK(error.code == c.error);
+        CHECK(error.line == 4);
+        CHECK(error.detail.empty() == (c.error != ConfigErrc::bad_disk));
     }
 }
 
@@ -375,12 +388,86 @@ TEST_CASE("builder: a configuration without a name or kernel is refused as a who
     CHECK(refusal("name = \"a\"\nkernel = 5\n") == ConfigError{ConfigErrc::expected_string, 2});
 }
 
+// ---- disks --------------------------------------------------------------------------------------
+
+BundleDisk disk_of(std::string_view spec) {
+    BundleDisk disk;
+    const std::string_view why = parse_disk_spec(spec, disk);
+    INFO(spec << ": " << why);
+    CHECK(why.empty());
+    return disk;
+}
+
+TEST_CASE("builder: xl's equivalent diskspec forms give the same disk", "[builder][bundle][disk]") {
+    for (const std::string_view spec :
+         {"ram:4M,,xvda"sv, "ram:4M,raw,xvda,rw"sv, "format=raw, vdev=xvda, access=rw, target=ram:4M"sv,
+          " vdev = xvda ,ram:4M"sv, "ram:4M,vdev=xvda,access=w"sv}) {
+        INFO(spec);
+        const BundleDisk disk = disk_of(spec);
+        CHECK(disk.vdev == "xvda");
+        CHECK(disk.device_id == 51712);  // 202 << 8, as libxl numbers xvda
+        CHECK(disk.target == "ram:4M");
+        CHECK(disk.writable);
+        CHECK(disk.backend.empty());
+    }
+    // A named target takes the rest of the spec, commas and all.
+    const BundleDisk named = disk_of("vdev=xvdb3, backend=store-1, access=ro, target=ram:4M,with,commas");
+    CHECK(named.target == "ram:4M,with,commas");
+    CHECK(named.device_id == ((202u << 8) | (1u << 4) | 3u));
+    CHECK(named.backend == "store-1");
+    CHECK_FALSE(named.writable);
+    CHECK_FALSE(disk_of("t,,xvdc,r").writable);
+    // Disks after xvdp take the extended numbering.
+    CHECK(disk_of("t,,xvdq").device_id == ((1u << 28) | (16u << 8)));
+    CHECK(disk_of("t,,xvdz15").device_id == ((1u << 28) | (25u << 8) | 15u));
+}
+
+TEST_CASE("builder: a diskspec this parser cannot honour is refused, saying why", "[builder][bundle][disk][hostile]") {
+    for (const std::string_view spec :
+         {""sv, "ram:4M"sv, "ram:4M,,"sv, ",,xvda"sv, "ram:4M,,hda"sv, "ram:4M,,sda"sv, "ram:4M,,xvd"sv,
+          "ram:4M,,xvdA"sv, "ram:4M,,xvda0"sv, "ram:4M,,xvda16"sv, "ram:4M,,xvda100"sv, "ram:4M,,xvda1x"sv,
+          "ram:4M,qcow2,xvda"sv, "ram:4M,,xvda,rwx"sv, "ram:4M,,xvda,cdrom"sv, "ram:4M,,xvda,rw,extra"sv,
+          "vdev=xvda,vdev=xvdb,target=t"sv, "t,,xvda,rw,vdev=xvdb"sv, "vdev=xvda,size=4,target=t"sv,
+          "vdev=xvda,devtype=cdrom,target=t"sv, "vdev=xvda,backendtype=qdisk,target=t"sv,
+          "vdev=xvda,backend=,target=t"sv, "vdev=xvda,backend=a/b,target=t"sv, "vdev=xvda,discard,target=t"sv,
+          "phy:/dev/vg/x,xvda,w"sv, "file:/x.img,xvda,w"sv, "vdev=xvda,target=a\\x"sv, "vdev=xvda,target=a\x01"sv}) {
+        INFO(spec);
+        BundleDisk disk;
+        disk.vdev = "unchanged";
+        CHECK_FALSE(parse_disk_spec(spec, disk).empty());
+        CHECK(disk.vdev == "unchanged");
+    }
+}
+
+TEST_CASE("builder: a configuration's disk list may span lines, with comments", "[builder][bundle][disk][config]") {
+    const BundleDomain domain = parsed(
+        "name = \"a\"\n"
+        "disk = [ 'ram:1M,,xvda,backend=store',   # the first\n"
+        "\n"
+        "         \"vdev=xvdb, access=ro, backend=store, target=ram:2M\",\n"
+        "       ]; kernel = \"k\"\n"
+        "memory = 8\n");
+    REQUIRE(domain.disk_list().size() == 2);
+    CHECK(domain.disks[0].target == "ram:1M");
+    CHECK(domain.disks[1].vdev == "xvdb");
+    CHECK(domain.disks[1].backend == "store");
+    CHECK_FALSE(domain.disks[1].writable);
+    CHECK(domain.memory_mib == 8);
+    CHECK(parsed("name='a'\nkernel='k'\ndisk=[]").disk_list().empty());
+    // The error is on the line where the list goes wrong.
+    const ConfigError error = refusal("name='a'\nkernel='k'\ndisk = [ 'ram:1M,,xvda,backend=b',\n  'ram:1M,,hda,backend=b' ]\n");
+    CHECK(error.code == ConfigErrc::bad_disk);
+    CHECK(error.line == 4);
+    CHECK(error.detail.starts_with("vdev must be xvd"));
+    CHECK(refusal("name='a'\nkernel='k'\ndisk = [ 'ram:1M,,xvda',\n").code == ConfigErrc::expected_list);
+}
+
 TEST_CASE("builder: every error has a description", "[builder][bundle]") {
-    for (int e = 0; e <= static_cast<int>(ConfigErrc::missing_kernel); ++e)
+    for (int e = 0; e <= static_cast<int>(ConfigErrc::bad_disk); ++e)
         CHECK_FALSE(describe(static_cast<ConfigErrc>(e)).starts_with("unknown configuration"));
     for (int e = 0; e <= static_cast<int>(ArchiveError::missing_trailer); ++e)
         CHECK_FALSE(describe(static_cast<ArchiveError>(e)).starts_with("unknown archive"));
-    for (int e = 0; e <= static_cast<int>(BundleErrc::duplicate_name); ++e)
+    for (int e = 0; e <= static_cast<int>(BundleErrc::bad_disk_backend); ++e)
         CHECK_FALSE(describe(static_cast<BundleErrc>(e)).starts_with("unknown bundle"));
 }
 
@@ -526,6 +613,30 @@ TEST_CASE("builder: two domains of one name are refused", "[builder][bundle][hos
     const BundleError error = bundle_refusal(archive);
     CHECK(error.code == BundleErrc::duplicate_name);
     CHECK(error.domain == 2);
+}
+
+TEST_CASE("builder: a disk's backend is another domain of the bundle, named", "[builder][bundle][disk]") {
+    static Bundle bundle;
+    const Bytes archive = archive_of({{"k", kernel_bytes},
+                                      {"domains/0.cfg", "name = \"app\"\nkernel = \"k\"\ndisk = [ 't,,xvda,backend=control', 'vdev=xvdb,backend=store,target=t' ]\n"},
+                                      {"domains/1.cfg", "name = \"control\"\nkernel = \"k\"\nprivileged = 1\n"},
+                                      {"domains/2.cfg", "name = \"store\"\nkernel = \"k\"\n"}});
+    REQUIRE(read_bundle(archive, bundle).code == BundleErrc::none);
+    CHECK(bundle.domains[0].config.disks[0].backend_domain == 1);
+    CHECK(bundle.domains[0].config.disks[1].backend_domain == 2);
+
+    const auto refused = [](std::string disks) {
+        return bundle_refusal(archive_of({{"k", kernel_bytes},
+                                          {"domains/0.cfg", "name = \"store\"\nkernel = \"k\"\n"},
+                                          {"domains/1.cfg", "name = \"app\"\nkernel = \"k\"\ndisk = [ " + disks + " ]\n"}}));
+    };
+    for (const std::string disks : {"'vdev=xvda,backend=Store,target=t'", "'vdev=xvda,backend=nobody,target=t'", "'vdev=xvda,backend=app,target=t'"}) {
+        INFO(disks);
+        const BundleError error = refused(disks);
+        CHECK(error.code == BundleErrc::bad_disk_backend);
+        CHECK(error.domain == 1);
+        CHECK(error.file == "domains/1.cfg");
+    }
 }
 
 TEST_CASE("builder: a malformed archive is refused before any configuration is read", "[builder][bundle][hostile]") {

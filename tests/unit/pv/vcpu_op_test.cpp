@@ -189,6 +189,12 @@ TEST_CASE_METHOD(VcpuOpFixture, "vcpu_op: initialise, up and down bring a second
     CHECK_FALSE(guest->domain.runnable(1));
     CHECK(vcpus.runstates[1].info.state == static_cast<std::int32_t>(abi::RUNSTATE_offline));
     CHECK(guest->domain.state == hv::domain::DomainState::running);
+    // Taken down while blocked, it comes back blocked: only an event makes it runnable.
+    guest->domain.vcpus[1].blocked = true;
+    REQUIRE(raw_op(abi::VCPUOP_up, 1) == 0);
+    CHECK_FALSE(guest->domain.runnable(1));
+    CHECK(vcpus.runstates[1].info.state == static_cast<std::int32_t>(abi::RUNSTATE_blocked));
+    REQUIRE(raw_op(abi::VCPUOP_down, 1) == 0);
     REQUIRE(raw_op(abi::VCPUOP_down, 0) == 0);  // the last one up: the domain powers off, as on Xen
     CHECK(guest->domain.state == hv::domain::DomainState::shutdown);
     CHECK(guest->domain.shutdown_reason == abi::SHUTDOWN_poweroff);
