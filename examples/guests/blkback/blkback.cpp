@@ -212,11 +212,12 @@ void connect(guest::XenstoreClient& store, Device& device) {
     device.port = static_cast<guest::EventPort>(port);
     device.ring.emplace(*static_cast<BlkRing*>(device.ring_page.address));
     device.phase = Phase::connected;
-    if (!guest::switch_state(store, device.backend_path(), guest::XenbusState::connected))
-        return refuse(store, device, "Connected could not be written");
+    // Said before Connected is written, which lets the frontend go on: the lines keep their order.
     pvk_printf("blkback: serving %s (%lu sectors%s) to domain %u as %s\n", device.target,
                static_cast<unsigned long>(device.disk.sectors), device.disk.read_only ? ", read-only" : "",
                device.frontend_id, device.name);
+    if (!guest::switch_state(store, device.backend_path(), guest::XenbusState::connected))
+        return refuse(store, device, "Connected could not be written");
 }
 
 // Acts on the frontend's state, as often as that moves the device on.
