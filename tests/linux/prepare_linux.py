@@ -46,6 +46,7 @@ n=0
 while [ ! -e /sys/block/xvda ] && [ $n -lt 100 ]; do $b usleep 100000; n=$((n + 1)); done
 $b echo "pvkit: xvda has $($b cat /sys/block/xvda/size) sectors, read-only $($b cat /sys/block/xvda/ro)"
 $b mknod /dev/xvda b 202 0
+$b mknod /dev/urandom c 1 9
 $b dd if=/dev/urandom of=/written bs=4096 count=256 2>/dev/null
 $b dd if=/written of=/dev/xvda bs=4096 conv=fsync 2>/dev/null
 $b blockdev --flushbufs /dev/xvda

@@ -303,6 +303,7 @@ void remove_disks(hv::DomId id) {
     for (const hv::builder::BundleDisk& disk : bundle.wanted[entry].config.disk_list())
         (void)hv::xenstore::remove_split_device(*bundle.domains->store(),
                                                 hv::xenstore::split_device_of(block_device(entry, disk)));
+    bundle.domains->serve_waiting_store_connections();  // the backends' watch events
 }
 
 // Bundle entry `entry` built again in its slot, whose last domain is destroyed (RebuildDomain).

@@ -47,8 +47,8 @@ XsResult<std::string_view> frontend_device_path(std::span<char> path, DomainId f
 XsResult<std::string_view> backend_device_path(std::span<char> path, DomainId back, std::string_view type,
                                                DomainId front, std::uint32_t id);
 
-// `<device>/state`; a missing node is `unknown` (as Linux reads it). EBADMSG when the node holds
-// anything but a state's number.
+// `<device>/state`; a missing node, or one this domain may no longer read (its domain is gone), is
+// `unknown` (as Linux reads it). EBADMSG when the node holds anything but a state's number.
 XsResult<XenbusState> read_state(XenstoreClient& store, std::string_view device);
 
 // Sets `<device>/state` unless it holds `state` already (no watch then fires), in a transaction

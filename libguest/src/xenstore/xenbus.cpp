@@ -84,8 +84,12 @@ XsResult<XenbusState> read_state(XenstoreClient& store, std::string_view device)
         return path.error();
     char value[decimal_digits_max + 1];
     XsResult<std::size_t> length = store.read(*path, value);
+    // Gone, or gone with the other end's domain (whose home no longer grants this one a read):
+    // unknown, as Linux reads any state it cannot read.
     if (!length)
-        return length.error() == XsErrc::enoent ? XsResult<XenbusState>{XenbusState::unknown} : length.error();
+        return length.error() == XsErrc::enoent || length.error() == XsErrc::eacces
+                   ? XsResult<XenbusState>{XenbusState::unknown}
+                   : length.error();
     return parse_state({value, *length});
 }
 

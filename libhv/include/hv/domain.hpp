@@ -195,6 +195,9 @@ public:
     // Serves the domain's store ring, then every other connection with output waiting (watch
     // events its requests fired), signalling each domain whose ring moved.
     void service_store(Domain& domain);
+    // Serves every connection with output waiting, signalling each domain whose ring moved: call
+    // it after changing the store directly as the toolstack (the watch events it fired).
+    void serve_waiting_store_connections();
 
     // Moves what the guest wrote to its ring onto the console and what fits of its console_input
     // into the ring, and signals the guest when either moved. Call it also when input arrives.
@@ -218,10 +221,8 @@ private:
     bool hold_writable(Domain& domain, Mfn frame);
     void release_writable(Mfn frame);
     Domain& of(const evtchn::EvtchnDomain& events);
-    // A domain's store connection served, and signalled if its ring moved; every connection with
-    // output waiting (watch events another's request or the toolstack fired) served so.
+    // A domain's store connection served, and signalled if its ring moved.
     void serve_store_connection(Domain& domain);
-    void serve_waiting_store_connections();
     Result<void> register_domain(Domain& domain);
 
     mm::PageTables& tables_;

@@ -250,8 +250,12 @@ struct StoreInternals {
     static Result<const Node*> toolstack_find(const Store& store, std::string_view path);
 
     // watches.cpp: queues WATCH_EVENTs for a change at `path` (`recursive`: a removal, which
-    // also fires the watches below it), to every watcher allowed to read a node with `perms`.
-    static void fire(Store& store, std::string_view path, bool recursive, std::span<const Permission> perms);
+    // also fires the watches below it), to every watcher allowed to read a node with `perms`. A
+    // watch below a removed path fires for a watcher who could read the node it watched, as it
+    // was in `removed` (the subtree taken, still alive), or its nearest ancestor that existed;
+    // without `removed`, `perms` decide for those too.
+    static void fire(Store& store, std::string_view path, bool recursive, std::span<const Permission> perms,
+                     const Node* removed = nullptr);
     // The special events "@introduceDomain" / "@releaseDomain", for privileged watchers.
     static void fire_special(Store& store, std::string_view event);
 

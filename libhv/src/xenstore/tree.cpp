@@ -264,7 +264,7 @@ namespace {
 // drops the old root last, as `perms` and what `accounting` walks may live in it.
 template <class F>
 Result<void> finish(Store& store, std::uint64_t& generation, const View& view, Node* new_root, std::string_view path,
-                    bool recursive, std::span<const Permission> perms, F&& accounting) {
+                    bool recursive, std::span<const Permission> perms, F&& accounting, const Node* removed = nullptr) {
     if (new_root == nullptr)
         return Errc::enomem;
     if (view.transaction != nullptr) {
@@ -278,7 +278,7 @@ Result<void> finish(Store& store, std::uint64_t& generation, const View& view, N
     *view.root = new_root;
     if (view.transaction == nullptr) {
         ++generation;
-        StoreInternals::fire(store, path, recursive, perms);
+        StoreInternals::fire(store, path, recursive, perms, removed);
     }
     unreference(store, old_root);
     return {};
@@ -359,9 +359,10 @@ Result<void> StoreInternals::remove(Store& store, const Caller& caller, const Vi
         return Errc::eacces;
     // Never refused for the byte quota: what it copies is the path above what it gives back.
     Node* root = rebuild_path(store, view, store.node_generation_, w, w.depth, nullptr);
-    return finish(store, store.generation_, view, root, path, true, target->perm_list(), [&] {
-        for_each_node(*target, [&](const Node& node) { account(store, caller, view, node.owner(), -1); });
-    });
+    return finish(
+        store, store.generation_, view, root, path, true, target->perm_list(),
+        [&] { for_each_node(*target, [&](const Node& node) { account(store, caller, view, node.owner(), -1); }); },
+        target);
 }
 
 Result<void> StoreInternals::set_perms(Store& store, const Caller& caller, const View& view, std::string_view path,

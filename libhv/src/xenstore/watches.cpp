@@ -88,18 +88,44 @@ void StoreInternals::drop_watches(Connection& c) {
     c.watch_count_ = 0;
 }
 
-void StoreInternals::fire(Store& store, std::string_view path, bool recursive, std::span<const Permission> perms) {
+namespace {
+
+// The permissions of the node at `watched`, below `path`, in `removed` (the node that was at
+// `path`), or of its nearest ancestor there: what the removal of `watched` is seen with, as
+// xenstored fires each removed node with its own permissions.
+std::span<const Permission> removed_perms(const Node& removed, std::string_view path, std::string_view watched) {
+    const Node* node = &removed;
+    std::string_view rest = slice(watched, path.size() + 1);
+    while (!rest.empty()) {
+        std::size_t end = 0;
+        while (end < rest.size() && rest[end] != '/')
+            ++end;
+        std::uint32_t index = 0;
+        const Node* child = find_child(*node, slice(rest, 0, end), index);
+        if (child == nullptr)
+            break;
+        node = child;
+        rest = end < rest.size() ? slice(rest, end + 1) : std::string_view{};
+    }
+    return node->perm_list();
+}
+
+}  // namespace
+
+void StoreInternals::fire(Store& store, std::string_view path, bool recursive, std::span<const Permission> perms,
+                          const Node* removed) {
     for (Connection* c = store.connections_; c != nullptr; c = c->next_) {
-        if (!may_read(Caller{c->domain_, c->privileged_}, perms))
-            continue;
+        const Caller caller{c->domain_, c->privileged_};
+        const bool reads_path = may_read(caller, perms);
         for (const Watch* watch = c->watches_; watch != nullptr; watch = watch->next) {
             const std::string_view watched = watch->path();
             if (watched[0] == '@')
                 continue;
             std::string_view event;
-            if (at_or_below(path, watched))
+            if (at_or_below(path, watched) && reads_path)
                 event = path;
-            else if (recursive && strictly_below(watched, path))
+            else if (recursive && strictly_below(watched, path) &&
+                     may_read(caller, removed != nullptr ? removed_perms(*removed, path, watched) : perms))
                 event = watched;
             else
                 continue;

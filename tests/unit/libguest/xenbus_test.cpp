@@ -62,6 +62,7 @@ TEST_CASE("libguest: xenbus reads the other end and reads and switches states", 
     CHECK(peer->domain == 2);
     CHECK(*read_state(front, backend) == XenbusState::initialising);
     CHECK(*read_state(front, "/local/domain/1/device/vbd/99") == XenbusState::unknown);
+    CHECK(*read_state(front, "/local/domain/2/private/vbd/1") == XenbusState::unknown);  // EACCES: not readable
 
     REQUIRE(front.watch(std::string(frontend) + "/state", "w"));
     REQUIRE(front.discard_events({}) == 1);

@@ -53,6 +53,27 @@ TEST_CASE_METHOD(StoreFixture, "xenstore: events go only to watchers that may re
     CHECK(spy.take_events().empty());
 }
 
+TEST_CASE_METHOD(StoreFixture, "xenstore: a removal reaches a watch below it as the watched node was readable",
+                 "[xenstore][hostile]") {
+    // Domain 1's home is private, its device's state readable by domain 2 (a split device's
+    // backend): when domain 1 goes, domain 2 learns its frontend's state went, and no more.
+    REQUIRE(store->write("/local/domain/1/device/vbd/1/state", "4"));
+    REQUIRE(store->write("/local/domain/1/device/vbd/1/private", "p"));
+    const Permission shared[] = {{DomId{1}, Access::none}, {DomId{2}, Access::read}};
+    REQUIRE(store->set_perms("/local/domain/1/device/vbd/1/state", shared));
+    Client& backend = connect(2);
+    REQUIRE(backend.ask(abi::XS_WATCH, strings({"/local/domain/1/device/vbd/1/state", "front"})) == strings({"OK"}));
+    REQUIRE(backend.ask(abi::XS_WATCH, strings({"/local/domain/1/device/vbd/1/private", "peek"})) == strings({"OK"}));
+    REQUIRE(backend.ask(abi::XS_WATCH, strings({"/local/domain/1/device/vbd/1/state/none", "below"})) == strings({"OK"}));
+    backend.take_events();
+    REQUIRE(store->release(DomId{1}));
+    Events seen = backend.take_events();
+    std::sort(seen.begin(), seen.end());
+    // A watch on a node that never existed goes with its nearest ancestor that did: readable here.
+    CHECK(seen == Events{{"/local/domain/1/device/vbd/1/state", "front"},
+                         {"/local/domain/1/device/vbd/1/state/none", "below"}});
+}
+
 TEST_CASE_METHOD(StoreFixture, "xenstore: unwatch stops a watch; a second identical watch is EEXIST", "[xenstore]") {
     Client& dom0 = connect(0, true);
     REQUIRE(dom0.ask(abi::XS_WATCH, strings({"/u", "t"})) == strings({"OK"}));
