@@ -94,22 +94,6 @@ std::optional<std::string_view> read_key(guest::XenstoreClient& store, std::stri
     return length ? std::optional<std::string_view>{{value.data(), *length}} : std::nullopt;
 }
 
-// A decimal number, all of `text`, at most `max`.
-std::optional<std::uint64_t> parse_number(std::string_view text, std::uint64_t max) {
-    std::uint64_t number = 0;
-    const auto parsed = std::from_chars(text.data(), text.data() + text.size(), number);
-    if (text.empty() || parsed.ec != std::errc{} || parsed.ptr != text.data() + text.size() || number > max)
-        return std::nullopt;
-    return number;
-}
-
-std::optional<std::uint64_t> read_number(guest::XenstoreClient& store, std::string_view directory,
-                                         std::string_view key, std::uint64_t max) {
-    char value[24];
-    const auto text = read_key(store, directory, key, value);
-    return text ? parse_number(*text, max) : std::nullopt;
-}
-
 void copy_text(std::span<char> into, std::string_view text) {
     const std::size_t length = text.size() < into.size() - 1 ? text.size() : into.size() - 1;
     for (std::size_t i = 0; i < length; ++i)
@@ -193,8 +177,8 @@ void offer(guest::XenstoreClient& store, Device& device) {
 // The frontend is Initialised: its ring mapped, its port bound, Connected.
 void connect(guest::XenstoreClient& store, Device& device) {
     char value[32];
-    const auto ring_ref = read_number(store, device.frontend_path(), "ring-ref", 0xffff'ffff);
-    const auto remote_port = read_number(store, device.frontend_path(), "event-channel", 0xffff'ffff);
+    const auto ring_ref = guest::read_number(store, device.frontend_path(), "ring-ref", 0xffff'ffff);
+    const auto remote_port = guest::read_number(store, device.frontend_path(), "event-channel", 0xffff'ffff);
     if (!ring_ref || !remote_port)
         return refuse(store, device, "no ring-ref and event-channel");
     // Only the 64-bit layout is served; absent means the backend's own (Linux's blkback agrees).
@@ -261,7 +245,7 @@ void find_devices(guest::XenstoreClient& store, std::string_view vbd) {
         return;
     for (const std::string_view front : fronts ? *fronts : guest::XsNames{}) {
         char path[guest::xenbus_path_max];
-        const auto frontend_id = parse_number(front, 0x7fef);  // below DOMID_FIRST_RESERVED
+        const auto frontend_id = guest::parse_number(front, 0x7fef);  // below DOMID_FIRST_RESERVED
         if (!frontend_id)
             continue;
         const auto ids = store.directory(join(path, vbd, front), more_names);
@@ -273,7 +257,7 @@ void find_devices(guest::XenstoreClient& store, std::string_view vbd) {
             continue;
         }
         for (const std::string_view id : *ids) {
-            const auto devid = parse_number(id, 0xffff'ffff);
+            const auto devid = guest::parse_number(id, 0xffff'ffff);
             const auto frontend = static_cast<abi::domid_t>(*frontend_id);
             Device* device = devid ? find_device(frontend, static_cast<std::uint32_t>(*devid)) : nullptr;
             if (devid && device == nullptr) {
@@ -347,7 +331,7 @@ int pvkit::guest::guest_main(const abi::start_info& info) {
     guest::XenstoreClient* store = guest::xenstore();
     char domid[8], vbd_path[64];
     const auto read = store != nullptr ? store->read("domid", domid) : guest::XsResult<std::size_t>{guest::XsErrc::eio};
-    const auto self = read ? parse_number({domid, *read}, 0x7fef) : std::nullopt;
+    const auto self = read ? guest::parse_number({domid, *read}, 0x7fef) : guest::XsResult<std::uint64_t>{read.error()};
     if (!self) {
         pvk_printf("blkback: needs the xenstore\n");
         return 1;

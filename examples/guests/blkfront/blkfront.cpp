@@ -358,22 +358,6 @@ std::string_view join(std::span<char> buffer, std::string_view directory, std::s
     return {buffer.data(), fits ? static_cast<std::size_t>(length) : 0};
 }
 
-// A decimal number, all of `text`, at most `max`.
-std::optional<std::uint64_t> parse_number(std::string_view text, std::uint64_t max) {
-    std::uint64_t number = 0;
-    const auto parsed = std::from_chars(text.data(), text.data() + text.size(), number);
-    if (text.empty() || parsed.ec != std::errc{} || parsed.ptr != text.data() + text.size() || number > max)
-        return std::nullopt;
-    return number;
-}
-
-std::optional<std::uint64_t> read_number(guest::XenstoreClient& store, std::string_view directory,
-                                         std::string_view key, std::uint64_t max) {
-    char path[guest::xenbus_path_max], value[24];
-    const auto length = store.read(join(path, directory, key), value);
-    return length ? parse_number({value, *length}, max) : std::nullopt;
-}
-
 // The backend's answer to `wanted` within 30 s. Otherwise the device goes Closed, as a frontend
 // whose backend gave up does, so that the backend can let go of it too.
 bool wait_for_backend(guest::XenstoreClient& store, const Disk& disk, guest::XenbusState wanted, const char* what) {
@@ -425,9 +409,9 @@ bool run_device(guest::XenstoreClient& store, std::string_view device, std::uint
     if (!wait_for_backend(store, disk, guest::XenbusState::connected, "went Connected"))
         return false;
 
-    const auto sectors = read_number(store, disk.backend, "sectors", ~std::uint64_t{0} / sector_bytes);
-    const auto sector_size = read_number(store, disk.backend, "sector-size", 0xffff'ffff);
-    const auto info = read_number(store, disk.backend, "info", 0xffff'ffff);
+    const auto sectors = guest::read_number(store, disk.backend, "sectors", ~std::uint64_t{0} / sector_bytes);
+    const auto sector_size = guest::read_number(store, disk.backend, "sector-size", 0xffff'ffff);
+    const auto info = guest::read_number(store, disk.backend, "info", 0xffff'ffff);
     if (!sectors || *sectors == 0 || !sector_size || *sector_size != sector_bytes || !info)
         return fail("the backend's sectors, sector-size (512) and info");
     disk.sectors = *sectors;
@@ -462,7 +446,7 @@ int pvkit::guest::guest_main(const abi::start_info&) {
     char domid[8], vbd_path[64];
     static char devids[abi::XENSTORE_PAYLOAD_MAX];
     const auto read = store != nullptr ? store->read("domid", domid) : guest::XsResult<std::size_t>{guest::XsErrc::eio};
-    const auto self = read ? parse_number({domid, *read}, 0x7fef) : std::nullopt;
+    const auto self = read ? guest::parse_number({domid, *read}, 0x7fef) : guest::XsResult<std::uint64_t>{read.error()};
     if (!self) {
         pvk_printf("blkfront: needs the xenstore\n");
         return 1;
@@ -485,7 +469,7 @@ int pvkit::guest::guest_main(const abi::start_info&) {
     bool passed = true;
     for (const std::string_view name : *names) {
         char device[guest::xenbus_path_max];
-        const auto devid = parse_number(name, 0xffff'ffff);
+        const auto devid = guest::parse_number(name, 0xffff'ffff);
         const auto path = devid ? guest::frontend_device_path(device, static_cast<abi::domid_t>(*self), "vbd",
                                                               static_cast<std::uint32_t>(*devid))
                                 : guest::XsErrc::einval;

@@ -51,6 +51,14 @@ XsResult<std::string_view> backend_device_path(std::span<char> path, DomainId ba
 // `unknown` (as Linux reads it). EBADMSG when the node holds anything but a state's number.
 XsResult<XenbusState> read_state(XenstoreClient& store, std::string_view device);
 
+// A number as the xenstore keeps numbers: decimal text (no sign, no leading zero but "0"), at most
+// `max`; EBADMSG for anything else.
+XsResult<std::uint64_t> parse_number(std::string_view text, std::uint64_t max = ~std::uint64_t{0});
+// `<device>/<key>` read and parsed so (Linux's xenbus_read_unsigned, without its default): the
+// read's errors, or EBADMSG.
+XsResult<std::uint64_t> read_number(XenstoreClient& store, std::string_view device, std::string_view key,
+                                    std::uint64_t max = ~std::uint64_t{0});
+
 // Sets `<device>/state` unless it holds `state` already (no watch then fires), in a transaction
 // so that a node the toolstack removed is not made again: ENOENT then.
 XsResult<void> switch_state(XenstoreClient& store, std::string_view device, XenbusState state);

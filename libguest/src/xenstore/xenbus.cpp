@@ -93,6 +93,26 @@ XsResult<XenbusState> read_state(XenstoreClient& store, std::string_view device)
     return parse_state({value, *length});
 }
 
+XsResult<std::uint64_t> parse_number(std::string_view text, std::uint64_t max) {
+    std::uint64_t number = 0;
+    if (!parse_decimal(text, max, number))
+        return XsErrc::ebadmsg;
+    return number;
+}
+
+XsResult<std::uint64_t> read_number(XenstoreClient& store, std::string_view device, std::string_view key,
+                                    std::uint64_t max) {
+    PathBuffer buffer;
+    XsResult<std::string_view> path = key_path(buffer, device, key);
+    if (!path)
+        return path.error();
+    char value[decimal_digits_max + 1];
+    XsResult<std::size_t> length = store.read(*path, value);
+    if (!length)
+        return length.error() == XsErrc::erange ? XsErrc::ebadmsg : length.error();  // too long for a number
+    return parse_number({value, *length}, max);
+}
+
 XsResult<void> switch_state(XenstoreClient& store, std::string_view device, XenbusState state) {
     PathBuffer buffer;
     XsResult<std::string_view> path = key_path(buffer, device, "state");

@@ -63,6 +63,12 @@ TEST_CASE("libguest: xenbus reads the other end and reads and switches states", 
     CHECK(*read_state(front, backend) == XenbusState::initialising);
     CHECK(*read_state(front, "/local/domain/1/device/vbd/99") == XenbusState::unknown);
     CHECK(*read_state(front, "/local/domain/2/private/vbd/1") == XenbusState::unknown);  // EACCES: not readable
+    CHECK(*read_number(front, backend, "state") == 1);
+    CHECK(error_of(read_number(front, backend, "state", 0)) == XsErrc::ebadmsg);  // over max
+    CHECK(error_of(read_number(front, backend, "nothing")) == XsErrc::enoent);
+    CHECK(*parse_number("18446744073709551615") == ~std::uint64_t{0});
+    for (const char* bad : {"", "-1", "+1", "01", "1x", " 1", "18446744073709551616"})
+        CHECK(error_of(parse_number(bad)) == XsErrc::ebadmsg);
 
     REQUIRE(front.watch(std::string(frontend) + "/state", "w"));
     REQUIRE(front.discard_events({}) == 1);
