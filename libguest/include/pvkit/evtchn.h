@@ -7,6 +7,7 @@
 #ifndef PVKIT_EVTCHN_H
 #define PVKIT_EVTCHN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -30,6 +31,9 @@ int pvk_evtchn_set_handler(uint32_t port, pvk_evtchn_handler handler, void *cont
 int pvk_evtchn_clear_handler(uint32_t port);
 /* 1 when the port was pending (now cleared), 0 when the deadline passed first. */
 int pvk_evtchn_wait(uint32_t port, uint64_t deadline_ns);
+/* Waits for any of `count` ports (at most 128) in one SCHEDOP_poll, taking the pending bit of each
+ * that fired: 1 when any had, 0 when the deadline passed first, -1 for more than 128 ports. */
+int pvk_evtchn_wait_any(const uint32_t *ports, size_t count, uint64_t deadline_ns);
 /* Masks events on this vCPU; 1 if they were masked already. */
 int pvk_events_disable(void);
 void pvk_events_enable(void);

@@ -113,6 +113,10 @@ struct pvk_xenbus_key {
     const char *value;
 };
 int pvk_xenbus_read_state(struct pvk_xs_client *xs, const char *device, uint32_t *state);
+/* <device>/<key> as a decimal number at most `max` into *value: 0, or a negative errno (-EBADMSG
+ * for anything but such a number). */
+int pvk_xenbus_read_number(struct pvk_xs_client *xs, const char *device, const char *key, uint64_t max,
+                           uint64_t *value);
 int pvk_xenbus_switch_state(struct pvk_xs_client *xs, const char *device, uint32_t state);
 /* -ENODEV when the other end closes instead; *seen (if not NULL) gets the state last read. */
 int pvk_xenbus_wait_for_state(struct pvk_xs_client *xs, const char *other_end, uint32_t wanted, uint64_t deadline,

@@ -216,6 +216,11 @@ int pvk_evtchn_set_handler(uint32_t port, pvk_evtchn_handler handler, void* cont
 }
 int pvk_evtchn_clear_handler(uint32_t port) { return static_cast<int>(clear_handler(port)); }
 int pvk_evtchn_wait(uint32_t port, uint64_t deadline_ns) { return wait(port, deadline_ns) ? 1 : 0; }
+int pvk_evtchn_wait_any(const uint32_t* ports, size_t count, uint64_t deadline_ns) {
+    if (count > max_polled_ports)
+        return -1;
+    return wait_any({ports, count}, deadline_ns) ? 1 : 0;
+}
 int pvk_events_disable(void) { return events_disable() ? 1 : 0; }
 void pvk_events_enable(void) { events_enable(); }
 void pvk_events_restore(int were_masked) { events_restore(were_masked != 0); }

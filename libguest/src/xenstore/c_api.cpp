@@ -165,6 +165,13 @@ int pvk_xenbus_read_state(pvk_xs_client* xs, const char* device, uint32_t* state
     return status(read);
 }
 
+int pvk_xenbus_read_number(pvk_xs_client* xs, const char* device, const char* key, uint64_t max, uint64_t* value) {
+    XsResult<std::uint64_t> read = read_number(client_of(xs), text(device), text(key), max);
+    if (read)
+        *value = *read;
+    return status(read);
+}
+
 int pvk_xenbus_switch_state(pvk_xs_client* xs, const char* device, uint32_t state) {
     return status(switch_state(client_of(xs), text(device), static_cast<XenbusState>(state)));
 }

@@ -115,7 +115,15 @@ static void event_checks(void)
     const uint64_t start = pvk_monotonic_ns();
     check(pvk_evtchn_wait((uint32_t)waited, start + 5 * MS) == 0 && pvk_monotonic_ns() - start >= 5 * MS,
           "events: waiting times out at the deadline");
-    check(pvk_evtchn_close((uint32_t)handled) == 0 && pvk_evtchn_close((uint32_t)waited) == 0, "events: ports closed");
+    const long other = pvk_evtchn_bind_ipi(0);
+    const uint32_t both[2] = {(uint32_t)waited, (uint32_t)other};
+    pvk_evtchn_notify((uint32_t)other);
+    check(other > 0 && pvk_evtchn_wait_any(both, 2, pvk_monotonic_ns() + 100 * MS) == 1 &&
+              pvk_evtchn_wait_any(both, 2, pvk_monotonic_ns() + 5 * MS) == 0,
+          "events: one of two ports waited for, its pending bit taken");
+    check(pvk_evtchn_close((uint32_t)handled) == 0 && pvk_evtchn_close((uint32_t)waited) == 0 &&
+              pvk_evtchn_close((uint32_t)other) == 0,
+          "events: ports closed");
 }
 
 static void memory_checks(void)

@@ -211,6 +211,12 @@ TEST_CASE("libguest: the xenstore C API reads, writes, lists, sets perms and tak
     CHECK(std::string(token) == "tok");
     CHECK(pvk_xs_next_event(&xs, event, sizeof event, 0, nullptr, &path, &token) == -PVK_XEN_ETIME);
     CHECK(pvk_xs_unwatch(&xs, "c/key", "tok") == 0);
+    CHECK(pvk_xs_write(&xs, 0, "c/number", "51712") == 0);
+    std::uint64_t number = 0;
+    CHECK(pvk_xenbus_read_number(&xs, "c", "number", 50000, &number) == -PVK_XEN_EBADMSG);  // over max
+    CHECK(pvk_xenbus_read_number(&xs, "c", "number", 0xffffffff, &number) == 0);
+    CHECK(number == 51712);
+    CHECK(pvk_xenbus_read_number(&xs, "c", "key", 0xffffffff, &number) == -PVK_XEN_EBADMSG);  // "other"
     CHECK(pvk_xs_rm(&xs, 0, "c") == 0);
     CHECK(pvk_xs_broken(&xs) == 0);
 }
