@@ -109,7 +109,7 @@ static bool command_uptime(const char *arguments)
     pvk_printf("up %lu.%03lu s (pvclock), %lu heartbeats\n", (unsigned long)(up_ms / 1000),
                (unsigned long)(up_ms % 1000), (unsigned long)tasks_heartbeats());
     const volatile struct pvk_shared_info *shared = pvk_shared_info();
-    if (shared->wc_sec == 0 && shared->wc_sec_hi == 0) { /* the reference hypervisor leaves it so */
+    if (shared->wc_sec == 0 && shared->wc_sec_hi == 0) { /* a hypervisor without a real-time clock */
         pvk_printf("wall clock: not set by the hypervisor\n");
     } else {
         uint64_t seconds;

@@ -1,10 +1,11 @@
 /*
- * The tick: VIRQ_TIMER bound to an event channel whose handler counts ticks, driven by the vCPU's
- * periodic timer (set to TICK_HZ here; Xen starts PV vCPUs with 10 ms anyway). Between ticks the
- * kernel idles in SCHEDOP_block, which gives the CPU back until an event comes.
+ * The tick: the vCPU's periodic timer (set to TICK_HZ here; Xen starts PV vCPUs with 10 ms anyway)
+ * raises VIRQ_TIMER, and a handler counts ticks. Between ticks the kernel idles in SCHEDOP_block,
+ * which gives the CPU back until an event comes.
  *
- * libguest's pvk_sleep_ns, pvk_block_until and pvk_timer_start bind VIRQ_TIMER themselves on first
- * use, and a VIRQ can be bound only once: tinyos owns VIRQ_TIMER, so it never calls them.
+ * VIRQ_TIMER can be bound only once per vCPU, and libguest's pvk_sleep_ns, pvk_block_until and
+ * pvk_timer_start need it too: tinyos takes its tick through pvk_timer_set_tick, which binds
+ * VIRQ_TIMER in the library and calls the handler on every VIRQ_TIMER event, so both work.
  */
 #include "kernel.h"
 
@@ -13,21 +14,14 @@ static uint32_t port;
 static uint64_t started_ns; /* when the tick started */
 
 /* Runs in the event upcall, with events masked: short, no blocking, no console output. */
-static void on_timer_event(uint32_t event_port, void *context)
+static void on_tick(void *context)
 {
-    (void)event_port;
     (void)context;
     ticks = ticks + 1;
 }
 
 int timer_init(void)
 {
-    const long bound = pvk_evtchn_bind_virq(PVK_VIRQ_TIMER);
-    if (bound < 0) {
-        pvk_printf("tinyos: binding VIRQ_TIMER failed: error %ld\n", bound);
-        return -1;
-    }
-    port = (uint32_t)bound;
     struct pvk_vcpu_set_periodic_timer period = {.period_ns = TICK_NS};
     started_ns = pvk_monotonic_ns(); /* the period starts when it is set */
     const long set = pvk_vcpuop_set_periodic_timer(0, &period);
@@ -35,11 +29,12 @@ int timer_init(void)
         pvk_printf("tinyos: VCPUOP_set_periodic_timer failed: error %ld\n", set);
         return -1;
     }
-    /* Binding left the port masked; the handler unmasks it. */
-    if (pvk_evtchn_set_handler(port, on_timer_event, NULL) != 0) {
-        pvk_printf("tinyos: no handler for port %u\n", (unsigned)port);
+    const long bound = pvk_timer_set_tick(on_tick, NULL);
+    if (bound < 0) {
+        pvk_printf("tinyos: no tick on VIRQ_TIMER: error %ld\n", bound);
         return -1;
     }
+    port = (uint32_t)bound;
     pvk_events_enable();
     return 0;
 }

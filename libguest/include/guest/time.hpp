@@ -76,8 +76,16 @@ WallClock wall_clock();
 // early); timers due meanwhile run. Sets up events (evtchn.hpp) on first use.
 void block_until(std::uint64_t deadline_ns);
 void sleep_ns(std::uint64_t duration_ns);
-// One-shot timers on the runtime's queue, run from the VIRQ_TIMER handler.
-void timer_start(Timer& timer, std::uint64_t deadline_ns, Timer::Callback callback, void* context);
+// One-shot timers on the runtime's queue, run from the VIRQ_TIMER handler. timer_start: false
+// when VIRQ_TIMER cannot be bound (a kernel that bound it itself: see set_tick_handler).
+[[nodiscard]] bool timer_start(Timer& timer, std::uint64_t deadline_ns, Timer::Callback callback, void* context);
 bool timer_stop(Timer& timer);
+
+// A kernel's own tick on VIRQ_TIMER, which can be bound once per vCPU: the runtime binds it (for
+// sleeping and timers too) and calls `handler(context)` from the upcall on every VIRQ_TIMER event
+// (the periodic timer's and the one-shot timer's), before the timers due run. A null handler
+// stops the calls. Returns VIRQ_TIMER's port, or the negative Xen errno of binding it.
+using TickHandler = void (*)(void* context);
+long set_tick_handler(TickHandler handler, void* context);
 
 }  // namespace pvkit::guest

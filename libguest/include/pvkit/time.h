@@ -30,10 +30,18 @@ struct pvk_timer {
     struct pvk_timer *next;
     bool armed;
 };
-/* Arms (or moves) the timer: `callback` runs once system time reaches `deadline_ns`. */
-void pvk_timer_start(struct pvk_timer *timer, uint64_t deadline_ns, pvk_timer_callback callback, void *context);
+/* Arms (or moves) the timer: `callback` runs once system time reaches `deadline_ns`. 0, or -1 when
+ * VIRQ_TIMER cannot be bound (the kernel bound it itself: share it with pvk_timer_set_tick). */
+int pvk_timer_start(struct pvk_timer *timer, uint64_t deadline_ns, pvk_timer_callback callback, void *context);
 /* 1 if it was armed. */
 int pvk_timer_stop(struct pvk_timer *timer);
+
+/* A kernel's own tick: VIRQ_TIMER can be bound once per vCPU, so the library binds it (sleeping and
+ * timers need it too) and calls `handler(context)` from the upcall on every VIRQ_TIMER event, the
+ * periodic timer's (VCPUOP_set_periodic_timer) and the one-shot timer's, before the timers due
+ * run. NULL stops the calls. Returns VIRQ_TIMER's port, or a negative Xen errno. */
+typedef void (*pvk_tick_handler)(void *context);
+long pvk_timer_set_tick(pvk_tick_handler handler, void *context);
 
 #ifdef __cplusplus
 }

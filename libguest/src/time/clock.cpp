@@ -13,6 +13,8 @@ namespace pvkit::guest {
 namespace {
 TimerQueue timers;
 long timer_port = -1;  // VIRQ_TIMER's port once bound
+TickHandler tick_handler = nullptr;  // the kernel's, called on every VIRQ_TIMER
+void* tick_context = nullptr;
 
 std::uint64_t read_tsc() {
     std::uint32_t low = 0, high = 0;
@@ -29,19 +31,28 @@ void program_timer(std::uint64_t deadline_ns) {
 }
 
 void on_timer_virq(EventPort, void*) {
+    if (tick_handler != nullptr)
+        tick_handler(tick_context);
     timers.run_expired(monotonic_ns());
     program_timer(0);  // a sleeper reprograms its own deadline before it blocks again
 }
 
-bool timer_virq_ready() {
+// VIRQ_TIMER bound to the runtime's handler: its port, or the negative Xen errno of binding it
+// (-EEXIST when the kernel bound VIRQ_TIMER itself: set_tick_handler is the way to share it).
+long timer_virq() {
     if (timer_port >= 0)
-        return true;
+        return timer_port;
     const long port = bind_virq(abi::VIRQ_TIMER);
-    if (port < 0 || set_handler(static_cast<EventPort>(port), on_timer_virq, nullptr) != EventError::none)
-        return false;
+    if (port < 0)
+        return port;
+    if (set_handler(static_cast<EventPort>(port), on_timer_virq, nullptr) != EventError::none) {
+        (void)close_port(static_cast<EventPort>(port));
+        return -static_cast<long>(abi::Errc::einval);
+    }
     timer_port = port;
-    return true;
+    return port;
 }
+bool timer_virq_ready() { return timer_virq() >= 0; }
 }  // namespace
 
 std::uint64_t monotonic_ns() {
@@ -72,13 +83,24 @@ void block_until(std::uint64_t deadline_ns) {
 
 void sleep_ns(std::uint64_t duration_ns) { block_until(monotonic_ns() + duration_ns); }
 
-void timer_start(Timer& timer, std::uint64_t deadline_ns, Timer::Callback callback, void* context) {
+bool timer_start(Timer& timer, std::uint64_t deadline_ns, Timer::Callback callback, void* context) {
     if (!timer_virq_ready())
-        return;
+        return false;
     const bool were_masked = events_disable();  // the VIRQ handler walks the same queue
     timers.arm(timer, deadline_ns, callback, context);
     program_timer(0);
     events_restore(were_masked);
+    return true;
+}
+
+long set_tick_handler(TickHandler handler, void* context) {
+    if (const long port = timer_virq(); port < 0)
+        return port;
+    const bool were_masked = events_disable();  // not half set when the upcall comes
+    tick_handler = handler;
+    tick_context = context;
+    events_restore(were_masked);
+    return timer_port;
 }
 
 bool timer_stop(Timer& timer) {
@@ -106,8 +128,12 @@ static_assert(sizeof(pvk_timer) == sizeof(Timer) && offsetof(pvk_timer, deadline
               offsetof(pvk_timer, callback) == offsetof(Timer, callback) &&
               offsetof(pvk_timer, context) == offsetof(Timer, context) && offsetof(pvk_timer, next) == offsetof(Timer, next) &&
               offsetof(pvk_timer, armed) == offsetof(Timer, armed));
-void pvk_timer_start(struct pvk_timer* timer, uint64_t deadline_ns, pvk_timer_callback callback, void* context) {
-    timer_start(*reinterpret_cast<Timer*>(timer), deadline_ns, reinterpret_cast<Timer::Callback>(callback), context);
+int pvk_timer_start(struct pvk_timer* timer, uint64_t deadline_ns, pvk_timer_callback callback, void* context) {
+    return timer_start(*reinterpret_cast<Timer*>(timer), deadline_ns, reinterpret_cast<Timer::Callback>(callback),
+                       context)
+               ? 0
+               : -1;
 }
+long pvk_timer_set_tick(pvk_tick_handler handler, void* context) { return set_tick_handler(handler, context); }
 int pvk_timer_stop(struct pvk_timer* timer) { return timer_stop(*reinterpret_cast<Timer*>(timer)) ? 1 : 0; }
 }

@@ -57,6 +57,11 @@ static void heap_checks(void)
 }
 
 static volatile int timer_fired, mask_in_timer;
+static void count_tick(void *context)
+{
+    ++*(volatile unsigned *)context;
+}
+
 static void on_timer(struct pvk_timer *timer, void *context)
 {
     (void)timer;
@@ -80,10 +85,17 @@ static void time_checks(void)
     check(wall_elapsed >= 10 * MS && wall_elapsed < 60 * MS, "time: the wall clock moved with it");
 
     static struct pvk_timer timer;
+    static volatile unsigned ticks;
+    const long tick_port = pvk_timer_set_tick(count_tick, (void *)&ticks);
     const uint64_t now = pvk_monotonic_ns();
-    pvk_timer_start(&timer, now + 5 * MS, on_timer, NULL);
+    check(pvk_timer_start(&timer, now + 5 * MS, on_timer, NULL) == 0 && tick_port > 0,
+          "time: a timer armed beside a kernel's tick on VIRQ_TIMER");
     pvk_block_until(now + 20 * MS);
     check(timer_fired == 1 && !timer.armed, "time: a 5 ms timer ran once, from the VIRQ_TIMER upcall");
+    pvk_timer_set_tick(NULL, NULL);
+    const unsigned ticks_seen = ticks;
+    pvk_sleep_ns(15 * MS);
+    check(ticks_seen >= 1 && ticks == ticks_seen, "time: the tick handler ran on VIRQ_TIMER until it was taken off");
     check(mask_in_timer == 1, "events: the handler ran with events masked");
     check(pvk_shared_info()->vcpu_info[0].evtchn_upcall_mask == 0, "events: the upcall's iret unmasked them again");
 }
