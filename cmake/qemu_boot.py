@@ -26,13 +26,13 @@ import subprocess
 import sys
 import time
 
-MACHINE = ["-M", "microvm", "-accel", "tcg", "-cpu", "max"]
+MACHINE = ["-accel", "tcg", "-cpu", "max"]
 DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
 
 
-def qemu_command(qemu, image, memory="128M", append="", initrd=""):
+def qemu_command(qemu, image, memory="128M", append="", initrd="", machine="microvm"):
     """The QEMU command line that boots image (tests/bench/boot_time.py uses it too)."""
-    command = [qemu, *MACHINE, "-m", memory, "-nodefaults", "-display", "none", "-no-reboot",
+    command = [qemu, "-M", machine, *MACHINE, "-m", memory, "-nodefaults", "-display", "none", "-no-reboot",
                "-serial", "stdio", *DEBUG_EXIT, "-kernel", image]
     if append:
         command += ["-append", append]
@@ -140,6 +140,7 @@ def main(argv):
     parser.add_argument("--append", default="", help="the image's command line")
     parser.add_argument("--initrd", default="", help="a module for the image (the hypervisor's guest kernel)")
     parser.add_argument("--memory", default="128M", help="guest RAM, as QEMU's -m")
+    parser.add_argument("--machine", default="microvm", help="QEMU's -M, e.g. microvm,rtc=off")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the run is stopped")
     parser.add_argument("--expect", action="append", default=[], metavar="REGEX",
                         help="a console line that must appear (in order with the others)")
@@ -158,7 +159,7 @@ def main(argv):
         print(f"qemu_boot: no image at {options.image}", file=sys.stderr)
         return 2
     checking = bool(options.expect) or options.status is not None
-    command = qemu_command(qemu, options.image, options.memory, options.append, options.initrd)
+    command = qemu_command(qemu, options.image, options.memory, options.append, options.initrd, options.machine)
     if checking:
         print("$ " + " ".join(command))
     typing = [(regex, text.replace("\\r", "\r").replace("\\n", "\n")) for regex, text in options.type]

@@ -97,7 +97,7 @@ def main(argv):
 
     bare_median = statistics.median(series[-1].seconds)
     print(f"boot time, QEMU wall time over {options.runs} alternating boots each "
-          f"({' '.join(qemu_boot.MACHINE)} -m 128M)")
+          f"(-M microvm {' '.join(qemu_boot.MACHINE)} -m 128M)")
     print(f"{'series':10} {'median ms':>10} {'min ms':>8} {'/ bare':>7}")
     for one in series:
         median = statistics.median(one.seconds)

@@ -2,6 +2,7 @@
 #include "clock.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "cpu.hpp"
 #include "memory_layout.hpp"
@@ -199,10 +200,18 @@ struct RtcFields {
     bool operator==(const RtcFields&) const = default;
 };
 
-RtcFields read_rtc_fields() {
-    while (cmos(0x0a) & 0x80) {  // an update in progress: the fields are about to change
+// The fields between two updates; nullopt when no RTC answers (a machine without one reads 0xff
+// from every port) or an update never ends.
+std::optional<RtcFields> read_rtc_fields() {
+    constexpr int tries = 100000;  // an update takes under 2 ms; a read of port 0x71 at least 1 us
+    for (int attempt = 0; attempt < tries; ++attempt) {
+        const std::uint8_t status_a = cmos(0x0a);
+        if (status_a == 0xff)
+            return std::nullopt;
+        if (!(status_a & 0x80))  // no update in progress: the fields hold still for 244 us at least
+            return RtcFields{cmos(0x00), cmos(0x02), cmos(0x04), cmos(0x07), cmos(0x08), cmos(0x09)};
     }
-    return {cmos(0x00), cmos(0x02), cmos(0x04), cmos(0x07), cmos(0x08), cmos(0x09)};
+    return std::nullopt;
 }
 
 // Days from 1970-01-01 to the given civil date (proleptic Gregorian).
@@ -217,20 +226,26 @@ std::int64_t days_from_civil(std::int64_t year, unsigned month, unsigned day) {
 
 // Seconds since the epoch the RTC says, or 0 for fields out of range.
 std::uint64_t read_rtc_seconds() {
-    RtcFields fields = read_rtc_fields();
-    for (RtcFields again = read_rtc_fields(); again != fields; again = read_rtc_fields())
-        fields = again;  // read until two reads agree: no update came between the fields
+    std::optional<RtcFields> fields = read_rtc_fields();
+    for (int reads = 0; fields && reads < 4; ++reads) {  // until two reads agree: no update between
+        const std::optional<RtcFields> again = read_rtc_fields();
+        if (again == fields)
+            break;
+        fields = again;
+    }
+    if (!fields)
+        return 0;
     const std::uint8_t status_b = cmos(0x0b);
     const bool binary = status_b & 0x04, hours_24 = status_b & 0x02;
     const auto value = [&](std::uint8_t field) {
         return binary ? field : static_cast<std::uint8_t>((field >> 4) * 10 + (field & 0x0f));
     };
-    const bool pm = !hours_24 && (fields.hour & 0x80);
-    unsigned hour = value(static_cast<std::uint8_t>(fields.hour & 0x7f));
+    const bool pm = !hours_24 && (fields->hour & 0x80);
+    unsigned hour = value(static_cast<std::uint8_t>(fields->hour & 0x7f));
     if (!hours_24)
         hour = hour % 12 + (pm ? 12 : 0);
-    const unsigned second = value(fields.second), minute = value(fields.minute), day = value(fields.day),
-                   month = value(fields.month), year = 2000 + value(fields.year);  // the century register is not standard
+    const unsigned second = value(fields->second), minute = value(fields->minute), day = value(fields->day),
+                   month = value(fields->month), year = 2000 + value(fields->year);  // the century register is not standard
     if (second > 59 || minute > 59 || hour > 23 || day < 1 || day > 31 || month < 1 || month > 12 || year > 2099)
         return 0;
     return static_cast<std::uint64_t>(days_from_civil(year, month, day)) * 86400 + hour * 3600 + minute * 60 + second;

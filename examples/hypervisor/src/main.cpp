@@ -474,9 +474,13 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
     clock::wait_for_calibration();
     console.write("clock: TSC at ");
     console.write_decimal(clock::tsc_hz() / 1'000'000);
-    console.write(" MHz; wall clock ");
-    console.write_decimal(clock::wall_clock_at_boot().sec);
-    console.write(" s since 1970 at boot (CMOS RTC)\n");
+    if (const std::uint64_t wall = clock::wall_clock_at_boot().sec; wall != 0) {
+        console.write(" MHz; wall clock ");
+        console.write_decimal(wall);
+        console.write(" s since 1970 at boot (CMOS RTC)\n");
+    } else {
+        console.write(" MHz; no wall clock (no CMOS RTC answers)\n");
+    }
 
     if (frames != nullptr && !wanted.empty()) {
         static hv::mm::PageTables tables{*frames};
