@@ -3,6 +3,7 @@
 // from the kernel image given as the first module (QEMU's -initrd), then leave QEMU through
 // isa-debug-exit with the status asked for on the command line.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <new>
 #include <optional>
@@ -249,61 +250,73 @@ struct RunningBundle {
     std::span<const hv::builder::BundledDomain> wanted;
     DomainSlot* slots = nullptr;
     hv::domain::Domains* domains = nullptr;
+    // Each entry's domain id, as last built: entry n is first domain n + 1, and a restart gives it
+    // a new id (0: not built).
+    std::array<std::uint16_t, hv::builder::max_bundle_domains> ids{};
 };
 RunningBundle bundle;
 
 bool build_domain(std::size_t entry, hv::DomId id, hv::domain::Domains& domains, DomainSlot* slot,
                   hv::builder::Built& built);
 
-// Bundle entries are domains 1, 2, ... in order, whenever built.
-hv::DomId domain_id(std::size_t entry) { return hv::DomId{static_cast<std::uint16_t>(entry + 1)}; }
-
 hv::xenstore::BlockDevice block_device(std::size_t entry, const hv::builder::BundleDisk& disk) {
-    return {.frontend = domain_id(entry),
-            .backend = domain_id(disk.backend_domain),
+    return {.frontend = hv::DomId{bundle.ids[entry]},
+            .backend = hv::DomId{bundle.ids[disk.backend_domain]},
             .virtual_device = disk.device_id,
             .dev = disk.vdev,
             .params = disk.target,
             .writable = disk.writable};
 }
 
-// As the toolstack: the block devices bundle entry `entry` has as a frontend, each served by a
-// running domain, written in the xenstore (frontend and backend directories, as libxl writes
-// them). A disk whose backend is not running is reported and left out.
-void add_disks(std::size_t entry, hv::xenstore::Store& store) {
-    const hv::builder::BundleDomain& config = bundle.wanted[entry].config;
-    for (const hv::builder::BundleDisk& disk : config.disk_list()) {
-        console.write(config.name);
-        console.write(": disk ");
-        console.write(disk.vdev);
-        if (const auto added = hv::xenstore::add_block_device(store, block_device(entry, disk)); added) {
-            console.write(" (vbd ");
-            console.write_decimal(disk.device_id);
-            console.write(", ");
-            console.write(disk.writable ? "read-write" : "read-only");
-            console.write(") served by ");
-        } else {
-            console.write(": error ");
-            console.write_decimal(static_cast<std::uint64_t>(added.error()));
-            console.write(" adding it to the xenstore, from ");
-        }
-        console.write(bundle.wanted[disk.backend_domain].config.name);
-        console.write(" as ");
-        console.write(disk.target);
-        console.write("\n");
+// As the toolstack: bundle entry `entry`'s disk written in the xenstore (frontend and backend
+// directories, as libxl writes them); a disk whose other end is not running is reported.
+void add_disk(std::size_t entry, const hv::builder::BundleDisk& disk) {
+    const std::string_view name = bundle.wanted[entry].config.name;
+    console.write(name);
+    console.write(": disk ");
+    console.write(disk.vdev);
+    if (const auto added = hv::xenstore::add_block_device(*bundle.domains->store(), block_device(entry, disk)); added) {
+        console.write(" (vbd ");
+        console.write_decimal(disk.device_id);
+        console.write(", ");
+        console.write(disk.writable ? "read-write" : "read-only");
+        console.write(") served by ");
+    } else {
+        console.write(": error ");
+        console.write_decimal(static_cast<std::uint64_t>(added.error()));
+        console.write(" adding it to the xenstore, from ");
     }
+    console.write(bundle.wanted[disk.backend_domain].config.name);
+    console.write(" as ");
+    console.write(disk.target);
+    console.write("\n");
 }
 
-// A destroyed domain's block devices go from the xenstore, as libxl removes them: its backends'
-// watches on their directories tell them.
+// The disks bundle entry `entry` has as a frontend; with `served`, also those it serves as the
+// backend (a restarted backend's devices are written again, naming its new id).
+void add_disks(std::size_t entry, bool served) {
+    for (std::size_t frontend = 0; frontend < bundle.wanted.size(); ++frontend)
+        for (const hv::builder::BundleDisk& disk : bundle.wanted[frontend].config.disk_list())
+            if (frontend == entry || (served && disk.backend_domain == entry))
+                add_disk(frontend, disk);
+}
+
+// A destroyed domain's block devices go from the xenstore, those it had and those it served, as
+// libxl removes them: the other end's watch on its directory tells it.
 void remove_disks(hv::DomId id) {
-    const std::size_t entry = id.value - 1u;
-    if (entry >= bundle.wanted.size() || bundle.domains == nullptr || bundle.domains->store() == nullptr)
+    if (bundle.domains == nullptr || bundle.domains->store() == nullptr)
         return;
-    for (const hv::builder::BundleDisk& disk : bundle.wanted[entry].config.disk_list())
-        (void)hv::xenstore::remove_split_device(*bundle.domains->store(),
-                                                hv::xenstore::split_device_of(block_device(entry, disk)));
-    bundle.domains->serve_waiting_store_connections();  // the backends' watch events
+    const auto gone =
+        std::find(bundle.ids.begin(), bundle.ids.begin() + static_cast<std::ptrdiff_t>(bundle.wanted.size()), id.value);
+    const auto entry = static_cast<std::size_t>(gone - bundle.ids.begin());
+    if (entry == bundle.wanted.size())
+        return;
+    for (std::size_t frontend = 0; frontend < bundle.wanted.size(); ++frontend)
+        for (const hv::builder::BundleDisk& disk : bundle.wanted[frontend].config.disk_list())
+            if (frontend == entry || disk.backend_domain == entry)
+                (void)hv::xenstore::remove_split_device(*bundle.domains->store(),
+                                                        hv::xenstore::split_device_of(block_device(frontend, disk)));
+    bundle.domains->serve_waiting_store_connections();  // the other ends' watch events
 }
 
 // Bundle entry `entry` built again in its slot, whose last domain is destroyed (RebuildDomain).
@@ -313,7 +326,7 @@ hv::domain::Domain* rebuild(std::size_t entry, hv::DomId id, hv::builder::Initia
     hv::builder::Built built;
     if (!build_domain(entry, id, *bundle.domains, slot, built))
         return nullptr;
-    add_disks(entry, *bundle.domains->store());
+    add_disks(entry, true);
     registers = built.registers;
     return &slot->domain;
 }
@@ -393,6 +406,7 @@ bool build_domain(std::size_t entry, hv::DomId id, hv::domain::Domains& domains,
                                      ->domain;
     if (const auto created = domains.create(domain); !created)
         return refuse("cannot be created", "");
+    bundle.ids[entry] = id.value;
     static hv::builder::DomainBuilder builder{domains};
     const auto error = builder.build(domain, image,
                                      {.memory_pages = config.memory_pages(),
@@ -497,7 +511,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
         for (std::size_t index = 0; index < wanted.size(); ++index) {
             hv::builder::Built built;
             const hv::builder::BundleDomain& config = wanted[index].config;
-            if (build_domain(index, domain_id(index), domains, &slots[index], built)) {
+            if (build_domain(index, hv::DomId{static_cast<std::uint16_t>(index + 1)}, domains, &slots[index], built)) {
                 add_guest_domain(domains, slots[index].domain, built.registers, vcpu_storage, index,
                                  {config.on_poweroff, config.on_reboot, config.on_crash});
                 ++built_count;
@@ -505,7 +519,7 @@ extern "C" void hv_main(std::uint64_t hvm_start_info_paddr) {
             vcpu_storage += config.vcpus * guest_vcpu_size();
         }
         for (std::size_t index = 0; index < wanted.size(); ++index)
-            add_disks(index, *store);
+            add_disks(index, false);
         if (built_count != 0)
             run_domains(built_count == wanted.size(), free_frames_before, rebuild);
     } else if (frames != nullptr && loaded.empty()) {
