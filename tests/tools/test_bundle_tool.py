@@ -379,6 +379,12 @@ class Create(ToolTest):
                          ["-", "-", "xvda:51712:rw:1:ram:4M,xvdb:51728:ro:0:ram:8M",
                           "xvdb:51728:rw:0:ram:1M,xvdc1:51745:ro:1:ram:2M"])
 
+        quoted = os.path.join(self.dir, "quoted.cpio")
+        result = run("create", quoted, ARGS.guest, "--name", "store", ARGS.guest, "--name", "app",
+                     "--disk", 'vdev=xvda,backend=store,target=say"hi"')
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.readback(quoted)[1]["disks"], 'xvda:51712:rw:0:say"hi"')
+
         out = os.path.join(self.dir, "refused.cpio")
         self.refused(run("create", out, ARGS.guest, "--name", "store", ARGS.guest, "--name", "app",
                          "--disk", "ram:1M,,xvda,backend=nobody"), "app", "backend= names no other domain")

@@ -92,8 +92,13 @@ std::string config_text(const DomainSpec& domain, const std::string& kernel_path
         text += "privileged = 1\n";
     if (!domain.disks.empty()) {
         text += "disk = [";
-        for (const std::string& spec : domain.disks)
-            text += (&spec == &domain.disks.front() ? " " : ", ") + quoted(spec, "disk '" + spec + "'");
+        for (const std::string& spec : domain.disks) {
+            // A disk spec takes no escape: quoted with whichever quote it does not hold.
+            const char quote = spec.find('"') == std::string::npos ? '"' : '\'';
+            if (spec.find(quote) != std::string::npos)
+                throw Refusal(domain.kernel.string() + ": disk '" + spec + "' holds both quotes, which a disk spec cannot");
+            text += std::string(&spec == &domain.disks.front() ? " " : ", ") + quote + spec + quote;
+        }
         text += " ]\n";
     }
     return text;

@@ -243,6 +243,7 @@ struct Value {
     enum class Kind : std::uint8_t { string, number, list, other } kind;
     std::string_view text;  // a string's text between its quotes; a number's or other token's text
     std::array<std::string_view, max_domain_disks> items{};  // a list's strings, as `text`s
+    std::array<std::uint32_t, max_domain_disks> item_lines{};  // the line each is on
     std::size_t item_count = 0;
 };
 
@@ -402,6 +403,7 @@ private:
                 return ConfigErrc::expected_list;
             if (value.item_count == value.items.size())
                 return ConfigErrc::expected_list;
+            value.item_lines[value.item_count] = line_;
             if (const ConfigErrc error = lex_string(value.items[value.item_count]); error != ConfigErrc::none)
                 return error;
             ++value.item_count;
@@ -521,6 +523,7 @@ private:
 
     ConfigErrc apply_disks(const Value& value) {
         for (std::size_t index = 0; index < value.item_count; ++index) {
+            line_ = value.item_lines[index];  // an error is the item's, whatever line the list ends on
             BundleDisk& disk = domain_.disks[index];
             for (const char c : value.items[index])
                 if (c == '\\') {

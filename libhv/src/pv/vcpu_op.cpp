@@ -106,7 +106,7 @@ long up(VcpuOpCaller& caller, std::uint32_t vcpu) {
         domain.vcpus[vcpu].online = true;
         // A vCPU taken down while blocked comes back blocked: only an event makes it runnable.
         change_runstate(caller.vcpus.runstate(vcpu),
-                        domain.runnable(vcpu) ? abi::RUNSTATE_runnable : abi::RUNSTATE_blocked, caller.now);
+                        domain.vcpus[vcpu].blocked ? abi::RUNSTATE_blocked : abi::RUNSTATE_runnable, caller.now);
         caller.domains.platform().kick_vcpu(domain, vcpu);
     }
     return 0;

@@ -460,6 +460,10 @@ TEST_CASE("builder: a configuration's disk list may span lines, with comments", 
     CHECK(error.line == 4);
     CHECK(error.detail.starts_with("vdev must be xvd"));
     CHECK(refusal("name='a'\nkernel='k'\ndisk = [ 'ram:1M,,xvda',\n").code == ConfigErrc::expected_list);
+    // The item's own line, even when the list ends further down.
+    const ConfigError spread = refusal("name='a'\nkernel='k'\ndisk = [\n 'ram:1M,,hda,backend=b'\n ]\nmemory = 8\n");
+    CHECK(spread.code == ConfigErrc::bad_disk);
+    CHECK(spread.line == 4);
 }
 
 TEST_CASE("builder: every error has a description", "[builder][bundle]") {
