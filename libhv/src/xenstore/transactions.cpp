@@ -86,8 +86,12 @@ Result<void> StoreInternals::end_transaction(Connection& c, Transaction& tx, boo
                 oldest_first = change;
             }
             tx.changes = oldest_first;
-            for (Change* change = tx.changes; change != nullptr; change = change->next)
-                fire(store, change->path(), change->recursive, {change->perms(), change->perm_count});
+            // A removal's watches below it are seen with the removed nodes' permissions: those of
+            // the tree the transaction started from (no commit came since), now in tx.root.
+            for (Change* change = tx.changes; change != nullptr; change = change->next) {
+                const Node* removed = change->recursive ? find(View{&tx.root, nullptr}, change->path()) : nullptr;
+                fire(store, change->path(), change->recursive, {change->perms(), change->perm_count}, removed);
+            }
         }
     }
     free_transaction(store, &tx);

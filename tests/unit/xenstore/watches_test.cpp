@@ -74,6 +74,22 @@ TEST_CASE_METHOD(StoreFixture, "xenstore: a removal reaches a watch below it as 
                          {"/local/domain/1/device/vbd/1/state/none", "below"}});
 }
 
+TEST_CASE_METHOD(StoreFixture, "xenstore: a removal committed by a transaction reaches a watch below as one outside does",
+                 "[xenstore][hostile]") {
+    Client& frontend = connect(1);
+    Client& backend = connect(2);
+    REQUIRE(frontend.write("device/vbd/1/state", "4") == strings({"OK"}));
+    REQUIRE(frontend.ask(abi::XS_SET_PERMS, strings({"device/vbd/1/state", "n1", "r2"})) == strings({"OK"}));
+    REQUIRE(backend.ask(abi::XS_WATCH, strings({"/local/domain/1/device/vbd/1/state", "front"})) == strings({"OK"}));
+    backend.take_events();
+    const std::string started = frontend.ask(abi::XS_TRANSACTION_START, strings({""}));
+    REQUIRE(started.size() >= 2);
+    const auto tx = static_cast<std::uint32_t>(std::stoul(started.substr(0, started.size() - 1)));
+    REQUIRE(frontend.ask(abi::XS_RM, strings({"device"}), tx) == strings({"OK"}));
+    REQUIRE(frontend.ask(abi::XS_TRANSACTION_END, strings({"T"}), tx) == strings({"OK"}));
+    CHECK(backend.take_events() == Events{{"/local/domain/1/device/vbd/1/state", "front"}});
+}
+
 TEST_CASE_METHOD(StoreFixture, "xenstore: unwatch stops a watch; a second identical watch is EEXIST", "[xenstore]") {
     Client& dom0 = connect(0, true);
     REQUIRE(dom0.ask(abi::XS_WATCH, strings({"/u", "t"})) == strings({"OK"}));
