@@ -157,6 +157,8 @@ void offer(guest::XenstoreClient& store, Device& device) {
     const auto params = read_key(store, device.backend_path(), "params", value);
     const std::uint64_t bytes = params ? blkback::ram_disk_bytes(*params) : 0;
     copy_text(device.target, params ? *params : "");
+    if (!params)  // the toolstack removed the device meanwhile (its frontend went away)
+        return refuse(store, device, "the device is gone from the xenstore");
     if (bytes == 0)
         return refuse(store, device, "params is not ram:<size>");
     const auto mode = read_key(store, device.backend_path(), "mode", value);
