@@ -8,8 +8,10 @@
 // copy the hypervisor refuses (a bad ref, a read-only grant for a read) is BLKIF_RSP_ERROR.
 #pragma once
 
+#include <guest/grants.hpp>
 #include <pvkit/abi.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -17,6 +19,7 @@
 namespace blkback {
 
 inline constexpr std::uint32_t sector_bytes = 512;
+inline constexpr std::uint64_t page_bytes = 4096;
 
 struct RamDisk {
     unsigned char* bytes = nullptr;  // sectors * 512 bytes, a run of the page allocator's pages
@@ -28,11 +31,23 @@ struct RamDisk {
 // (powers of 1024), or none for bytes. 0 when it is not that, or not a whole number of sectors.
 std::uint64_t ram_disk_bytes(std::string_view params);
 
+// What one request asks of the disk, decided before any byte moves: the answer when it is
+// refused or needs no data (a flush without segments), else the grant copies that carry its data
+// (a segment is at most a page and sectors are 512-byte aligned, so it lies on at most two pages of
+// the disk: two copies). Pure: requests.cpp, unit-tested on the host.
+struct RequestPlan {
+    std::int16_t status = pvkit::abi::BLKIF_RSP_OKAY;  // BLKIF_RSP_*
+    std::array<pvkit::guest::GrantCopy, 2 * pvkit::abi::BLKIF_MAX_SEGMENTS_PER_REQUEST> copies{};
+    std::size_t count = 0;
+};
+RequestPlan plan_request(const RamDisk& disk, pvkit::abi::domid_t frontend, const pvkit::abi::blkif_request& request);
+
 // Takes zeroed pages for a disk of `bytes`; false when there are not enough.
 bool allocate_ram_disk(RamDisk& disk, std::uint64_t bytes, bool read_only);
 void release_ram_disk(RamDisk& disk);
 
-// Performs one request of domain `frontend` on the disk; the BLKIF_RSP_* status to answer.
+// Performs one request of domain `frontend` on the disk (plan_request, then one GNTTABOP_copy
+// batch); the BLKIF_RSP_* status to answer.
 std::int16_t serve_request(const RamDisk& disk, pvkit::abi::domid_t frontend, const pvkit::abi::blkif_request& request);
 
 }  // namespace blkback
