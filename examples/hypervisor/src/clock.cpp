@@ -6,6 +6,7 @@
 
 #include "cpu.hpp"
 #include "memory_layout.hpp"
+#include "rtc.hpp"
 
 namespace hypervisor::clock {
 namespace {
@@ -195,72 +196,42 @@ std::uint8_t cmos(std::uint8_t index) {
     return cpu::inb(0x71);
 }
 
-struct RtcFields {
-    std::uint8_t second, minute, hour, day, month, year;
-    bool operator==(const RtcFields&) const = default;
-};
-
 // The fields between two updates; nullopt when no RTC answers (a machine without one reads 0xff
 // from every port) or an update never ends.
-std::optional<RtcFields> read_rtc_fields() {
+std::optional<rtc::Fields> read_rtc_fields() {
     constexpr int tries = 100000;  // an update takes under 2 ms; a read of port 0x71 at least 1 us
     for (int attempt = 0; attempt < tries; ++attempt) {
         const std::uint8_t status_a = cmos(0x0a);
         if (status_a == 0xff)
             return std::nullopt;
         if (!(status_a & 0x80))  // no update in progress: the fields hold still for 244 us at least
-            return RtcFields{cmos(0x00), cmos(0x02), cmos(0x04), cmos(0x07), cmos(0x08), cmos(0x09)};
+            return rtc::Fields{cmos(0x00), cmos(0x02), cmos(0x04), cmos(0x07), cmos(0x08), cmos(0x09)};
     }
     return std::nullopt;
 }
 
-// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
-std::int64_t days_from_civil(std::int64_t year, unsigned month, unsigned day) {
-    year -= month <= 2;
-    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
-    const auto year_of_era = static_cast<unsigned>(year - era * 400);
-    const unsigned day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-    const unsigned day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    return era * 146097 + static_cast<std::int64_t>(day_of_era) - 719468;
-}
-
 // Seconds since the epoch the RTC says, or 0 for fields out of range.
 std::uint64_t read_rtc_seconds() {
-    std::optional<RtcFields> fields = read_rtc_fields();
+    std::optional<rtc::Fields> fields = read_rtc_fields();
     for (int reads = 0; fields && reads < 4; ++reads) {  // until two reads agree: no update between
-        const std::optional<RtcFields> again = read_rtc_fields();
+        const std::optional<rtc::Fields> again = read_rtc_fields();
         if (again == fields)
             break;
         fields = again;
     }
-    if (!fields)
-        return 0;
-    const std::uint8_t status_b = cmos(0x0b);
-    const bool binary = status_b & 0x04, hours_24 = status_b & 0x02;
-    const auto value = [&](std::uint8_t field) {
-        return binary ? field : static_cast<std::uint8_t>((field >> 4) * 10 + (field & 0x0f));
-    };
-    const bool pm = !hours_24 && (fields->hour & 0x80);
-    unsigned hour = value(static_cast<std::uint8_t>(fields->hour & 0x7f));
-    if (!hours_24)
-        hour = hour % 12 + (pm ? 12 : 0);
-    const unsigned second = value(fields->second), minute = value(fields->minute), day = value(fields->day),
-                   month = value(fields->month), year = 2000 + value(fields->year);  // the century register is not standard
-    if (second > 59 || minute > 59 || hour > 23 || day < 1 || day > 31 || month < 1 || month > 12 || year > 2099)
-        return 0;
-    return static_cast<std::uint64_t>(days_from_civil(year, month, day)) * 86400 + hour * 3600 + minute * 60 + second;
+    return fields ? rtc::seconds_since_epoch(*fields, cmos(0x0b)) : 0;
 }
 
 }  // namespace
 
 WallClock wall_clock_at_boot() {
     static const WallClock at_boot = [] {
-        const std::uint64_t rtc = read_rtc_seconds();
+        const std::uint64_t rtc_seconds = read_rtc_seconds();
         const std::uint64_t since_boot = now_ns();
         constexpr std::uint64_t second = 1'000'000'000;
-        if (rtc == 0 || rtc * second < since_boot)
+        if (rtc_seconds == 0 || rtc_seconds * second < since_boot)
             return WallClock{};
-        const std::uint64_t boot_ns = rtc * second - since_boot;
+        const std::uint64_t boot_ns = rtc_seconds * second - since_boot;
         return WallClock{boot_ns / second, static_cast<std::uint32_t>(boot_ns % second)};
     }();
     return at_boot;
