@@ -186,6 +186,13 @@ int pvk_xenbus_wait_for_state(pvk_xs_client* xs, const char* other_end, uint32_t
     return result;
 }
 
+int pvk_xenbus_wait_while_closed(pvk_xs_client* xs, const char* other_end, uint64_t deadline, uint32_t* state) {
+    const XsResult<XenbusState> left = wait_while_closed(client_of(xs), text(other_end), deadline);
+    if (left && state != nullptr)
+        *state = static_cast<uint32_t>(*left);
+    return status(left);
+}
+
 int pvk_xenbus_read_other_end(pvk_xs_client* xs, const char* device, int backend, char* path, size_t capacity,
                               uint16_t* domain) {
     XsResult<XenbusPeer> peer = read_other_end(client_of(xs), text(device),

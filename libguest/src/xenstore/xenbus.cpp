@@ -3,6 +3,8 @@
 
 #include "text.hpp"
 
+#include <optional>
+
 namespace pvkit::guest {
 namespace {
 
@@ -132,8 +134,12 @@ XsResult<void> switch_state(XenstoreClient& store, std::string_view device, Xenb
     });
 }
 
-XsResult<void> wait_for_state(XenstoreClient& store, std::string_view other_end, XenbusState wanted,
-                              std::uint64_t deadline, XenbusState* seen) {
+namespace {
+// Reads `<other_end>/state` and hands it to `until`, again at each change, until it returns an
+// outcome (or the read fails, or `deadline` passes: ETIME), through a watch set for the call and
+// removed before it returns.
+template <typename Until>
+XsResult<void> watch_state(XenstoreClient& store, std::string_view other_end, std::uint64_t deadline, Until until) {
     PathBuffer buffer;
     XsResult<std::string_view> path = key_path(buffer, other_end, "state");
     if (!path)
@@ -149,12 +155,8 @@ XsResult<void> wait_for_state(XenstoreClient& store, std::string_view other_end,
             outcome = state.error();
             break;
         }
-        if (seen != nullptr)
-            *seen = *state;
-        if (*state == wanted)
-            break;
-        if (closing(*state) && !closing(wanted)) {
-            outcome = XsErrc::enodev;
+        if (const std::optional<XsResult<void>> said = until(*state)) {
+            outcome = *said;
             break;
         }
         if (XsResult<void> waited = store.wait_for_event(state_token, deadline); !waited) {
@@ -165,6 +167,31 @@ XsResult<void> wait_for_state(XenstoreClient& store, std::string_view other_end,
     XsResult<void> unwatched = store.unwatch(*path, state_token);
     store.discard_events(state_token);
     return outcome ? unwatched : outcome;
+}
+}  // namespace
+
+XsResult<void> wait_for_state(XenstoreClient& store, std::string_view other_end, XenbusState wanted,
+                              std::uint64_t deadline, XenbusState* seen) {
+    return watch_state(store, other_end, deadline, [&](XenbusState state) -> std::optional<XsResult<void>> {
+        if (seen != nullptr)
+            *seen = state;
+        if (state == wanted)
+            return XsResult<void>{};
+        if (closing(state) && !closing(wanted))
+            return XsResult<void>{XsErrc::enodev};
+        return std::nullopt;
+    });
+}
+
+XsResult<XenbusState> wait_while_closed(XenstoreClient& store, std::string_view other_end, std::uint64_t deadline) {
+    XenbusState last = XenbusState::unknown;
+    XsResult<void> left = watch_state(store, other_end, deadline, [&](XenbusState state) -> std::optional<XsResult<void>> {
+        last = state;
+        return closing(state) ? std::nullopt : std::optional<XsResult<void>>{XsResult<void>{}};
+    });
+    if (!left)
+        return left.error();
+    return last;
 }
 
 XsResult<XenbusPeer> read_other_end(XenstoreClient& store, std::string_view device, XenbusEnd which,

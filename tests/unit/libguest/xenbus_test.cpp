@@ -114,6 +114,36 @@ TEST_CASE("libguest: xenbus wait_for_state times out, or fails ENODEV when the o
     CHECK_FALSE(guest.channel.runaway);
 }
 
+TEST_CASE("libguest: xenbus wait_while_closed waits out a Closed backend for a frontend coming back",
+          "[libguest][xenbus]") {
+    Machine machine;
+    create_vbd(machine);
+    Guest& guest = machine.connect(1);
+    CHECK(*wait_while_closed(guest.client, backend, XenstoreClient::forever) == XenbusState::initialising);
+    REQUIRE(machine.store.write(std::string(backend) + "/state", "6"));
+    CHECK(error_of(wait_while_closed(guest.client, backend, guest.channel.now() + 20 * millisecond)) == XsErrc::etime);
+    CHECK(guest.connection.watch_count() == 0);
+
+    // Closing, then InitWait, each written by the backend while the frontend waits (a hook runs
+    // once, before the next service).
+    int writes = 0;
+    guest.channel.before_service = [&] {
+        REQUIRE(machine.store.write(std::string(backend) + "/state", "5"));
+        ++writes;
+        guest.channel.before_service = [&] {
+            REQUIRE(machine.store.write(std::string(backend) + "/state", "2"));
+            ++writes;
+        };
+    };
+    CHECK(*wait_while_closed(guest.client, backend, XenstoreClient::forever) == XenbusState::init_wait);
+    CHECK(writes == 2);
+    CHECK(guest.connection.watch_count() == 0);
+    CHECK(guest.client.queued_events() == 0);
+    CHECK_FALSE(guest.channel.runaway);
+    CHECK(error_of(wait_while_closed(guest.client, "/local/domain/1/device/vbd/99/x/y/z/" + std::string(300, 'a'),
+                                     XenstoreClient::forever)) == XsErrc::enametoolong);
+}
+
 TEST_CASE("libguest: xenbus publish writes every key and the state in one transaction, retried on EAGAIN",
           "[libguest][xenbus]") {
     Machine machine;
