@@ -8,8 +8,10 @@
 // sector-size and feature-flush-cache and goes InitWait; when the frontend is Initialised (or
 // Connected) it maps the ring-ref, binds the event-channel, checks the protocol and goes
 // Connected, then answers requests (ram_disk.hpp) until the frontend goes Closing or Closed. Then
-// Closing, the ring unmapped and the port closed, Closed; once the frontend is Closed too (or
-// gone), the device is done. blkback powers off when every device it saw is done.
+// Closing, the ring unmapped and the port closed, Closed. A frontend that comes back
+// (Initialising again, as Linux's does after a kexec) gets InitWait and the same disk, its data
+// kept. The device is done when the toolstack removes it or the frontend's domain is gone;
+// blkback powers off when every device it saw is done.
 //
 // One loop serves everything: xenstore watch events (a device appearing, a frontend's state),
 // then every connected ring; when nothing is left to do it waits on the store's port and every
@@ -49,7 +51,7 @@ enum class Phase : std::uint8_t {
     free,       // no device in this slot
     offered,    // InitWait: the disk is ready, waiting for the frontend's ring
     connected,  // serving the ring
-    closed,     // Closed: waiting for the frontend to close too
+    closed,     // Closed: until the frontend comes back or goes away
     done,
 };
 
@@ -62,6 +64,7 @@ struct Device {
     char frontend[guest::xenbus_path_max] = {};
     std::size_t frontend_length = 0;
     bool watching_frontend = false;
+    bool refused = false;  // never offered again
     char name[16] = {};    // the `dev` key: xvda...
     char target[32] = {};  // the `params` key, for messages
     RamDisk disk;
@@ -103,8 +106,8 @@ void copy_text(std::span<char> into, std::string_view text) {
 
 // ---- the xenbus handshake, backend side ----
 
-// Closing (while connected: the ring unmapped and the port closed first), then Closed. The device
-// is done once the frontend is closed as well.
+// Closing (while connected: the ring unmapped, the port closed and what was served said first),
+// then Closed.
 void close_device(guest::XenstoreClient& store, Device& device) {
     if (device.phase == Phase::connected) {
         (void)guest::switch_state(store, device.backend_path(), guest::XenbusState::closing);
@@ -112,6 +115,10 @@ void close_device(guest::XenstoreClient& store, Device& device) {
         if (guest::unmap_foreign_grant(device.ring_page) != abi::GNTST_okay)
             pvk_printf("blkback: %s: the ring could not be unmapped\n", device.name);
         (void)guest::close_port(device.port);
+        pvk_printf("blkback: domain %u closed %s after %lu requests (%lu reads, %lu writes)\n", device.frontend_id,
+                   device.name, static_cast<unsigned long>(device.requests), static_cast<unsigned long>(device.reads),
+                   static_cast<unsigned long>(device.writes));
+        device.requests = device.reads = device.writes = 0;
     }
     (void)guest::switch_state(store, device.backend_path(), guest::XenbusState::closed);
     device.phase = Phase::closed;
@@ -119,13 +126,12 @@ void close_device(guest::XenstoreClient& store, Device& device) {
 
 void refuse(guest::XenstoreClient& store, Device& device, const char* why) {
     pvk_printf("blkback: %s for domain %u refused: %s\n", device.name, device.frontend_id, why);
+    device.refused = true;
     close_device(store, device);
 }
 
+// The device is gone: its frontend's state no longer watched, its disk's pages back.
 void finish(guest::XenstoreClient& store, Device& device) {
-    pvk_printf("blkback: domain %u closed %s after %lu requests (%lu reads, %lu writes)\n", device.frontend_id,
-               device.name, static_cast<unsigned long>(device.requests), static_cast<unsigned long>(device.reads),
-               static_cast<unsigned long>(device.writes));
     if (device.watching_frontend) {
         char path[guest::xenbus_path_max];
         (void)store.unwatch(join(path, device.frontend_path(), "state"), frontend_token);
@@ -176,6 +182,14 @@ void offer(guest::XenstoreClient& store, Device& device) {
         return refuse(store, device, "the disk's keys could not be written");
 }
 
+// The frontend came back after closing: the disk's keys are still there, so InitWait again.
+void offer_again(guest::XenstoreClient& store, Device& device) {
+    pvk_printf("blkback: domain %u reconnects to %s\n", device.frontend_id, device.name);
+    device.phase = Phase::offered;
+    if (!guest::switch_state(store, device.backend_path(), guest::XenbusState::init_wait))
+        refuse(store, device, "InitWait could not be written");
+}
+
 // The frontend is Initialised: its ring mapped, its port bound, Connected.
 void connect(guest::XenstoreClient& store, Device& device) {
     char value[32];
@@ -214,8 +228,9 @@ void follow_frontend(guest::XenstoreClient& store, Device& device) {
     if (!read && read.error() != guest::XsErrc::eacces)
         return;
     const guest::XenbusState state = read ? *read : guest::XenbusState::unknown;
-    const bool frontend_closed = state == guest::XenbusState::closed || state == guest::XenbusState::unknown;
-    const bool frontend_leaving = frontend_closed || state == guest::XenbusState::closing;
+    const bool frontend_gone = state == guest::XenbusState::unknown;
+    const bool frontend_leaving = frontend_gone || state == guest::XenbusState::closed ||
+                                  state == guest::XenbusState::closing;
     Phase before;
     do {
         before = device.phase;
@@ -224,8 +239,10 @@ void follow_frontend(guest::XenstoreClient& store, Device& device) {
             connect(store, device);
         else if ((device.phase == Phase::offered || device.phase == Phase::connected) && frontend_leaving)
             close_device(store, device);
-        else if (device.phase == Phase::closed && frontend_closed)
+        else if (device.phase == Phase::closed && frontend_gone)
             finish(store, device);
+        else if (device.phase == Phase::closed && state == guest::XenbusState::initialising && !device.refused)
+            offer_again(store, device);
     } while (device.phase != before);
 }
 

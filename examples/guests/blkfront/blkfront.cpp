@@ -10,7 +10,8 @@
 // to 11 granted pages (granted read-only for writes, writable for reads, and ended once answered);
 // and checks that requests running past the end of the disk are refused. A read-only disk is
 // read back as zeros instead, after a write is refused. Then Closing, and once the backend is
-// Closed the ring's grant ends and the device goes Closed.
+// Closed the ring's grant ends and the device goes Closed. Then it comes back (Initialising, as a
+// frontend does after a kexec), connects again and reads the whole disk back: the backend kept it.
 #include <guest/evtchn.hpp>
 #include <guest/frames.hpp>
 #include <guest/grants.hpp>
@@ -369,7 +370,70 @@ bool wait_for_backend(guest::XenstoreClient& store, const Disk& disk, guest::Xen
     return false;
 }
 
-// Connects `device`, runs the checks, and closes it again, whatever the checks said.
+// One connection to the backend: the ring page granted to it and the port offered to it.
+struct Connection {
+    guest::Page ring_page{};
+    guest::GrantRef ring_ref = 0;
+    std::optional<guest::FrontRing<BlkRing>> ring;
+};
+
+// From InitWait to Connected: the ring granted, a port offered, ring-ref, event-channel and
+// protocol published with Initialised, then the disk's size and mode read once the backend is
+// Connected.
+bool connect(guest::XenstoreClient& store, Disk& disk, Connection& connection) {
+    if (!wait_for_backend(store, disk, guest::XenbusState::init_wait, "went InitWait"))
+        return false;
+    connection.ring_page = guest::allocate_page();
+    guest::GrantTable* grants = guest::grant_table();
+    if (connection.ring_page.address == nullptr || grants == nullptr)
+        return fail("a page for the ring and the grant table");
+    __builtin_memset(connection.ring_page.address, 0, 4096);
+    connection.ring.emplace(guest::FrontRing<BlkRing>::init(*static_cast<BlkRing*>(connection.ring_page.address)));
+    disk.ring = &*connection.ring;
+    const guest::GrantResult ring_grant = grants->grant_access(disk.backend_id, connection.ring_page.mfn, false);
+    const long port = guest::alloc_unbound(disk.backend_id);
+    if (!ring_grant || port <= 0)
+        return fail("the ring granted and a port offered");
+    connection.ring_ref = ring_grant.ref;
+    disk.port = static_cast<guest::EventPort>(port);
+    char ring_ref[16], event_channel[16];
+    pvk_snprintf(ring_ref, sizeof ring_ref, "%u", ring_grant.ref);
+    pvk_snprintf(event_channel, sizeof event_channel, "%ld", port);
+    const guest::XenbusKey keys[] = {
+        {"ring-ref", ring_ref}, {"event-channel", event_channel}, {"protocol", "x86_64-abi"}};
+    if (!guest::publish(store, disk.device, keys, guest::XenbusState::initialised))
+        return fail("ring-ref, event-channel and protocol published");
+    if (!wait_for_backend(store, disk, guest::XenbusState::connected, "went Connected"))
+        return false;
+
+    const auto sectors = guest::read_number(store, disk.backend, "sectors", ~std::uint64_t{0} / sector_bytes);
+    const auto sector_size = guest::read_number(store, disk.backend, "sector-size", 0xffff'ffff);
+    const auto info = guest::read_number(store, disk.backend, "info", 0xffff'ffff);
+    if (!sectors || *sectors == 0 || !sector_size || *sector_size != sector_bytes || !info)
+        return fail("the backend's sectors, sector-size (512) and info");
+    disk.sectors = *sectors;
+    disk.read_only = (*info & abi::VDISK_READONLY) != 0;
+    return guest::switch_state(store, disk.device, guest::XenbusState::connected) || fail("Connected written");
+}
+
+// Closing; once the backend is Closed it has unmapped the ring, so the grant ends; Closed.
+bool disconnect(guest::XenstoreClient& store, Disk& disk, Connection& connection) {
+    if (!guest::switch_state(store, disk.device, guest::XenbusState::closing) ||
+        !wait_for_backend(store, disk, guest::XenbusState::closed, "went Closed"))
+        return false;
+    if (guest::grant_table()->end_access(connection.ring_ref) != guest::GrantError::none)
+        return fail("the ring's grant ended once the backend closed");
+    (void)guest::close_port(disk.port);
+    disk.ring = nullptr;
+    connection.ring.reset();
+    (void)guest::free_page(connection.ring_page);
+    // Said before Closed is written, which lets the backend go on: the two lines keep their order.
+    pvk_printf("blkfront: %s closed\n", disk.name);
+    return guest::switch_state(store, disk.device, guest::XenbusState::closed) || fail("Closed written");
+}
+
+// Connects `device`, runs the checks, and closes it. Then comes back, as a frontend does after a
+// kexec (Initialising again), and reads the disk back: the backend kept what was written.
 bool run_device(guest::XenstoreClient& store, std::string_view device, std::uint32_t devid) {
     char backend_path[guest::xenbus_path_max], path[guest::xenbus_path_max];
     const auto peer = guest::read_other_end(store, device, guest::XenbusEnd::backend, backend_path);
@@ -383,58 +447,31 @@ bool run_device(guest::XenstoreClient& store, std::string_view device, std::uint
     // The name the toolstack gave the disk (libxl's dev key), else its number.
     if (const auto name = store.read(join(path, disk.backend, "dev"), disk.name); !name)
         pvk_snprintf(disk.name, sizeof disk.name, "vbd %u", static_cast<unsigned>(devid));
-    if (!wait_for_backend(store, disk, guest::XenbusState::init_wait, "went InitWait"))
-        return false;
 
-    // The ring, granted to the backend, and a port offered to it.
-    const guest::Page ring_page = guest::allocate_page();
-    guest::GrantTable* grants = guest::grant_table();
-    if (ring_page.address == nullptr || grants == nullptr)
-        return fail("a page for the ring and the grant table");
-    __builtin_memset(ring_page.address, 0, 4096);
-    auto ring = guest::FrontRing<BlkRing>::init(*static_cast<BlkRing*>(ring_page.address));
-    disk.ring = &ring;
-    const guest::GrantResult ring_grant = grants->grant_access(disk.backend_id, ring_page.mfn, false);
-    const long port = guest::alloc_unbound(disk.backend_id);
-    if (!ring_grant || port <= 0)
-        return fail("the ring granted and a port offered");
-    disk.port = static_cast<guest::EventPort>(port);
-    char ring_ref[16], event_channel[16];
-    pvk_snprintf(ring_ref, sizeof ring_ref, "%u", ring_grant.ref);
-    pvk_snprintf(event_channel, sizeof event_channel, "%ld", port);
-    const guest::XenbusKey keys[] = {
-        {"ring-ref", ring_ref}, {"event-channel", event_channel}, {"protocol", "x86_64-abi"}};
-    if (!guest::publish(store, device, keys, guest::XenbusState::initialised))
-        return fail("ring-ref, event-channel and protocol published");
-    if (!wait_for_backend(store, disk, guest::XenbusState::connected, "went Connected"))
+    Connection first;
+    if (!connect(store, disk, first))
         return false;
-
-    const auto sectors = guest::read_number(store, disk.backend, "sectors", ~std::uint64_t{0} / sector_bytes);
-    const auto sector_size = guest::read_number(store, disk.backend, "sector-size", 0xffff'ffff);
-    const auto info = guest::read_number(store, disk.backend, "info", 0xffff'ffff);
-    if (!sectors || *sectors == 0 || !sector_size || *sector_size != sector_bytes || !info)
-        return fail("the backend's sectors, sector-size (512) and info");
-    disk.sectors = *sectors;
-    disk.read_only = (*info & abi::VDISK_READONLY) != 0;
-    if (!guest::switch_state(store, device, guest::XenbusState::connected))
-        return fail("Connected written");
     pvk_printf("blkfront: %s: %lu sectors of %u bytes, %s, backend domain %u\n", disk.name,
                static_cast<unsigned long>(disk.sectors), sector_bytes, disk.read_only ? "read-only" : "read-write",
                disk.backend_id);
-
-    const bool passed = exercise(disk);
-
-    // Closing; once the backend is Closed it has unmapped the ring, so the grant ends.
-    if (!guest::switch_state(store, device, guest::XenbusState::closing) ||
-        !wait_for_backend(store, disk, guest::XenbusState::closed, "went Closed"))
+    const bool passed = exercise(disk);  // closed whatever it said
+    if (!disconnect(store, disk, first) || !passed)
         return false;
-    if (grants->end_access(ring_grant.ref) != guest::GrantError::none)
-        return fail("the ring's grant ended once the backend closed");
-    (void)guest::close_port(disk.port);
-    (void)guest::free_page(ring_page);
-    // Said before Closed is written, which lets the backend finish: the two lines keep their order.
-    pvk_printf("blkfront: %s closed\n", disk.name);
-    return guest::switch_state(store, device, guest::XenbusState::closed) ? passed : fail("Closed written");
+
+    // The backend is Closed until it sees Initialising.
+    const std::uint64_t sectors = disk.sectors;
+    Connection again;
+    if (!guest::switch_state(store, device, guest::XenbusState::initialising) ||
+        !guest::wait_while_closed(store, disk.backend, guest::monotonic_ns() + 30 * second) ||
+        !connect(store, disk, again))
+        return fail("reconnected");
+    if (disk.sectors != sectors)
+        return fail("the same disk after reconnecting");
+    const PassResult read = whole_disk(disk, abi::BLKIF_OP_READ);
+    if (read.passed)
+        pvk_printf("blkfront: reconnected to %s: its %lu sectors read back unchanged\n", disk.name,
+                   static_cast<unsigned long>(disk.sectors));
+    return disconnect(store, disk, again) && read.passed;
 }
 
 }  // namespace
