@@ -217,6 +217,12 @@ TEST_CASE("libguest: the xenstore C API reads, writes, lists, sets perms and tak
     CHECK(pvk_xenbus_read_number(&xs, "c", "number", 0xffffffff, &number) == 0);
     CHECK(number == 51712);
     CHECK(pvk_xenbus_read_number(&xs, "c", "key", 0xffffffff, &number) == -PVK_XEN_EBADMSG);  // "other"
+    CHECK(pvk_xs_write(&xs, 0, "c/state", "6") == 0);  // Closed
+    uint32_t state = 0;
+    CHECK(pvk_xenbus_wait_while_closed(&xs, "c", c_now(&guest.channel) + 5 * millisecond, &state) == -PVK_XEN_ETIME);
+    CHECK(pvk_xs_write(&xs, 0, "c/state", "2") == 0);
+    CHECK(pvk_xenbus_wait_while_closed(&xs, "c", c_now(&guest.channel) + 5 * millisecond, &state) == 0);
+    CHECK(state == PVK_XENBUS_INIT_WAIT);
     CHECK(pvk_xs_rm(&xs, 0, "c") == 0);
     CHECK(pvk_xs_broken(&xs) == 0);
 }
