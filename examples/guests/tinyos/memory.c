@@ -1,7 +1,7 @@
 /*
- * Memory: libguest's page allocator and heap (set up by pvk_setup) with tinyos's own accounting
- * on top. libguest has no call that says how many pages are free, so memory_init counts them once
- * by taking every page and giving them all back.
+ * Memory: libguest's page allocator and heap (set up by pvk_setup), with tinyos's own accounting
+ * of what it took on top: libguest's counts (pvk_page_get_usage, pvk_heap_get_usage) say what the
+ * whole guest uses, tinyos's what the kernel asked for.
  */
 #include "kernel.h"
 
@@ -13,36 +13,9 @@ struct block_header {
 
 static struct memory_usage usage;
 
-/* A page taken while counting: it remembers itself and the page taken before it. */
-struct taken_page {
-    struct taken_page *previous;
-    struct pvk_page page;
-};
-
-/* Takes every free page, then frees them all: the count is what the allocator had. */
-static uint64_t count_free_pages(void)
-{
-    struct taken_page *last = NULL;
-    struct pvk_page page;
-    uint64_t count = 0;
-    while (pvk_page_alloc(&page) == 0) {
-        struct taken_page *taken = page.address;
-        taken->previous = last;
-        taken->page = page;
-        last = taken;
-        ++count;
-    }
-    while (last != NULL) {
-        page = last->page;
-        last = last->previous; /* read before the page goes back */
-        (void)pvk_page_free(&page);
-    }
-    return count;
-}
-
 int memory_init(void)
 {
-    usage.pages_free_at_boot = count_free_pages();
+    usage.pages_free_at_boot = pvk_page_get_usage().free;
     return usage.pages_free_at_boot > 0 ? 0 : -1;
 }
 

@@ -132,9 +132,12 @@ static bool command_mem(const char *arguments)
 {
     (void)arguments;
     const struct memory_usage usage = memory_usage();
-    pvk_printf("pages: %lu free at boot, %lu held by tinyos\n", (unsigned long)usage.pages_free_at_boot,
-               (unsigned long)usage.pages_held);
-    pvk_printf("heap: %lu blocks, %lu bytes in use\n", (unsigned long)usage.heap_blocks,
+    const struct pvk_page_usage pages = pvk_page_get_usage();
+    const struct pvk_heap_usage heap = pvk_heap_get_usage();
+    pvk_printf("pages: %lu of %lu free (%lu at boot), %lu held by tinyos\n", (unsigned long)pages.free,
+               (unsigned long)pages.pages, (unsigned long)usage.pages_free_at_boot, (unsigned long)usage.pages_held);
+    pvk_printf("heap: %lu blocks, %lu bytes in use (tinyos asked for %lu blocks, %lu bytes)\n",
+               (unsigned long)heap.blocks, (unsigned long)heap.bytes, (unsigned long)usage.heap_blocks,
                (unsigned long)usage.heap_bytes);
     return true;
 }

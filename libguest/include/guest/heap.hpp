@@ -7,7 +7,8 @@
 // (header at the start of the first page) and give them back to the PageAllocator when freed.
 // Every payload is 16-byte aligned. Invariants:
 //   - every slot of a class page is either on its class's free list (tag free_small) or handed out
-//     (tag used_small); blocks_in_use() counts the handed-out small and large blocks;
+//     (tag used_small); blocks_in_use() counts the handed-out small and large blocks, and
+//     bytes_in_use() sums their usable_size();
 //   - a large block's header names its own first pfn, and that pfn is allocated in the allocator.
 // free() checks the header before changing anything: a block already free is reported as
 // double_free, a pointer without a heap header as not_heap_block, and nothing changes. (A stray
@@ -52,6 +53,7 @@ public:
     // The bytes the block may use (at least what was asked for); 0 for what is not a used block.
     std::size_t usable_size(const void* block) const;
     std::size_t blocks_in_use() const { return blocks_in_use_; }
+    std::size_t bytes_in_use() const { return bytes_in_use_; }
 
 private:
     struct Header;
@@ -64,6 +66,7 @@ private:
     void* map_context_;
     Header* free_lists_[class_count] = {};
     std::size_t blocks_in_use_ = 0;
+    std::size_t bytes_in_use_ = 0;
 };
 
 // The heap behind pvk_malloc/pvk_free and, in images, operator new/delete. Null until set.

@@ -24,6 +24,13 @@ void *pvk_malloc(size_t bytes);
 void *pvk_calloc(size_t count, size_t size);
 /* Frees a block from pvk_malloc/pvk_calloc; NULL is fine. */
 enum pvk_heap_status pvk_free(void *block);
+/* What the heap has handed out and not taken back (C++'s new included): blocks, and the bytes
+ * they may use (at least what was asked for each). Zeros when no heap is set up. */
+struct pvk_heap_usage {
+    size_t blocks;
+    size_t bytes;
+};
+struct pvk_heap_usage pvk_heap_get_usage(void);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,15 @@ struct pvk_page {
     uint64_t mfn;
 };
 
+/* The pages the allocator manages (every page of the domain past the builder's start-of-day
+ * layout: kernel, p2m, start_info, store, console, page tables, stack) and how many are free now;
+ * zeros before pvk_setup. Its own bitmap, the page tables it added and the heap's pages count as
+ * allocated. */
+struct pvk_page_usage {
+    uint64_t pages;
+    uint64_t free;
+};
+struct pvk_page_usage pvk_page_get_usage(void);
 /* A page from the allocator (not zeroed); 0, or -1 when none is left. */
 int pvk_page_alloc(struct pvk_page *page);
 /* 0, or -1 when the page was not allocated (a double free changes nothing). */

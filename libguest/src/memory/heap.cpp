@@ -56,6 +56,7 @@ void* Heap::allocate_small(unsigned size_class) {
     header->tag = BlockTag::used_small;
     header->next_free = nullptr;
     ++blocks_in_use_;
+    bytes_in_use_ += header->size - header_bytes;
     return reinterpret_cast<unsigned char*>(header) + header_bytes;
 }
 
@@ -72,6 +73,7 @@ void* Heap::allocate_large(std::size_t bytes) {
     header->size = static_cast<std::uint32_t>(count);
     header->first = run.first.value;
     ++blocks_in_use_;
+    bytes_in_use_ += count * page_bytes - header_bytes;
     return reinterpret_cast<unsigned char*>(header) + header_bytes;
 }
 
@@ -100,6 +102,7 @@ HeapError Heap::free(void* block) {
         header->next_free = free_lists_[size_class];
         free_lists_[size_class] = header;
         --blocks_in_use_;
+        bytes_in_use_ -= header->size - header_bytes;
         return HeapError::none;
     }
     case BlockTag::used_large: {
@@ -114,6 +117,7 @@ HeapError Heap::free(void* block) {
         header->tag = BlockTag{0};  // the pages go back: a second free finds no tag
         (void)pages_->free(first, header->size);  // cannot fail: checked just above
         --blocks_in_use_;
+        bytes_in_use_ -= header->size * page_bytes - header_bytes;
         return HeapError::none;
     }
     }
@@ -154,6 +158,12 @@ extern "C" void* pvk_calloc(size_t count, size_t size) {
     for (size_t i = 0; block != nullptr && i < bytes; ++i)
         block[i] = 0;
     return block;
+}
+
+extern "C" pvk_heap_usage pvk_heap_get_usage(void) {
+    if (global_heap() == nullptr)
+        return {0, 0};
+    return {global_heap()->blocks_in_use(), global_heap()->bytes_in_use()};
 }
 
 extern "C" pvk_heap_status pvk_free(void* block) {

@@ -37,6 +37,12 @@ extern "C" int pvk_page_alloc(struct pvk_page* page) {
     *page = {allocated.address, allocated.pfn.value, allocated.mfn};
     return allocated.address != nullptr ? 0 : -1;
 }
+extern "C" pvk_page_usage pvk_page_get_usage(void) {
+    const PageAllocator* pages = page_allocator();
+    if (pages == nullptr)
+        return {0, 0};
+    return {pages->total_pages(), pages->free_pages()};
+}
 extern "C" int pvk_page_free(const struct pvk_page* page) {
     return free_page({page->address, Pfn{page->pfn}, page->mfn}) ? 0 : -1;
 }

@@ -44,6 +44,8 @@ static void console_checks(void)
 
 static void heap_checks(void)
 {
+    const struct pvk_page_usage pages_before = pvk_page_get_usage();
+    const struct pvk_heap_usage heap_before = pvk_heap_get_usage();
     char *small = pvk_malloc(100);
     char *large = pvk_malloc(3 * 4096);
     int ok = small != NULL && large != NULL;
@@ -52,8 +54,19 @@ static void heap_checks(void)
         large[3 * 4096 - 1] = 'b';
         ok = small[99] == 'a' && large[3 * 4096 - 1] == 'b';
     }
+    /* The large block takes 4 pages (3 and its header's share of a fourth); the small one a slot
+     * of 128 bytes, 112 usable, and a page for its class unless one was there already. */
+    const struct pvk_page_usage pages_held = pvk_page_get_usage();
+    const struct pvk_heap_usage heap_held = pvk_heap_get_usage();
+    check(pages_before.pages > 0 && pages_held.pages == pages_before.pages &&
+              (pages_before.free - pages_held.free == 4 || pages_before.free - pages_held.free == 5) &&
+              heap_held.blocks == heap_before.blocks + 2 && heap_held.bytes == heap_before.bytes + 112 + 4 * 4096 - 16,
+          "heap: pvk_page_get_usage and pvk_heap_get_usage count what two blocks took");
     check(ok && pvk_free(small) == PVK_HEAP_OK && pvk_free(large) == PVK_HEAP_OK && pvk_free(small) != PVK_HEAP_OK,
           "heap: pvk_malloc over the free pfns, pvk_free, a double free refused");
+    check(pvk_heap_get_usage().blocks == heap_before.blocks && pvk_heap_get_usage().bytes == heap_before.bytes &&
+              pvk_page_get_usage().free + 1 >= pages_before.free,
+          "heap: freed blocks are counted out again, the large block's pages back");
 }
 
 static volatile int timer_fired, mask_in_timer;

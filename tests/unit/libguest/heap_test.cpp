@@ -56,9 +56,18 @@ TEST_CASE_METHOD(HeapFixture, "libguest: heap blocks are aligned, disjoint and a
         for (std::size_t j = 0; j < blocks[i].bytes; ++j)
             REQUIRE(blocks[i].data[j] == i + 1);
     CHECK(heap.blocks_in_use() == blocks.size());
+    std::size_t usable = 0;
     for (const Block& block : blocks)
+        usable += heap.usable_size(block.data);
+    CHECK(heap.bytes_in_use() == usable);
+    for (const Block& block : blocks) {
+        const std::size_t before = heap.bytes_in_use();
+        const std::size_t size = heap.usable_size(block.data);
         REQUIRE(heap.free(block.data) == HeapError::none);
+        CHECK(heap.bytes_in_use() == before - size);
+    }
     CHECK(heap.blocks_in_use() == 0);
+    CHECK(heap.bytes_in_use() == 0);
     CHECK(heap.free(nullptr) == HeapError::none);
 }
 
@@ -112,8 +121,10 @@ TEST_CASE_METHOD(HeapFixture, "libguest: a double free is reported and changes n
     void* large = heap.allocate(5000);
     REQUIRE(heap.free(large) == HeapError::none);
     const std::uint64_t bitmap_after_large = bitmap[0];
+    const std::size_t bytes_before = heap.bytes_in_use();
     CHECK(heap.free(large) == HeapError::not_heap_block);  // its pages went back: no header left
     CHECK(bitmap[0] == bitmap_after_large);
+    CHECK(heap.bytes_in_use() == bytes_before);
 }
 
 TEST_CASE_METHOD(HeapFixture, "libguest: pointers that are not heap blocks are refused and change nothing",
@@ -146,6 +157,7 @@ TEST_CASE_METHOD(HeapFixture, "libguest: pointers that are not heap blocks are r
 TEST_CASE_METHOD(HeapFixture, "libguest: pvk_malloc, pvk_calloc and pvk_free use the global heap", "[unit][heap]") {
     set_global_heap(nullptr);
     CHECK(pvk_malloc(8) == nullptr);
+    CHECK(pvk_heap_get_usage().blocks == 0);
     set_global_heap(&heap);
     auto* bytes = static_cast<unsigned char*>(pvk_calloc(10, 30));
     REQUIRE(bytes != nullptr);
@@ -153,10 +165,15 @@ TEST_CASE_METHOD(HeapFixture, "libguest: pvk_malloc, pvk_calloc and pvk_free use
         REQUIRE(bytes[i] == 0);  // the arena was 0xEE before
     CHECK(pvk_calloc(SIZE_MAX / 2, 3) == nullptr);  // the product overflows
     void* other = pvk_malloc(3);
+    const pvk_heap_usage usage = pvk_heap_get_usage();
+    CHECK(usage.blocks == 2);
+    CHECK(usage.bytes == (512 - 16) + (32 - 16));  // 300 bytes in a 512-byte slot, 3 in a 32-byte one
     CHECK(pvk_free(bytes) == PVK_HEAP_OK);
     CHECK(pvk_free(bytes) == PVK_HEAP_DOUBLE_FREE);
     CHECK(pvk_free(static_cast<unsigned char*>(other) + 8) == PVK_HEAP_NOT_A_BLOCK);
     CHECK(pvk_free(other) == PVK_HEAP_OK);
     CHECK(pvk_free(nullptr) == PVK_HEAP_OK);
+    CHECK(pvk_heap_get_usage().blocks == 0);
+    CHECK(pvk_heap_get_usage().bytes == 0);
     set_global_heap(nullptr);
 }
