@@ -133,10 +133,15 @@ class Check(ToolTest):
         result = run("check", ARGS.guest)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertTrue(result.stdout.startswith(f"{ARGS.guest}: ok, a Xen PV kernel that fits 16 MiB"), result.stdout)
-        self.assertIn('GUEST_OS "pvkit"', result.stdout)
+        self.assertIn('GUEST_OS "pvkit", GUEST_VERSION "0.1"', result.stdout)  # libguest's default names
         self.assertIn('XEN_VERSION "xen-3.0"', result.stdout)
         self.assertIn("hypercall page 0x", result.stdout)
         self.assertIn("of 4096 pages mapped", result.stdout)
+
+    def test_a_guest_names_itself_in_its_notes(self):
+        result = run("check", ARGS.named_guest)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('notes: GUEST_OS "tinyos", GUEST_VERSION "0.1", XEN_VERSION "xen-3.0"', result.stdout)
 
     def test_options_reach_the_plan(self):
         ramdisk = self.file("initrd", bytes(10000))
@@ -446,6 +451,7 @@ def main():
     parser.add_argument("--tool", required=True)
     parser.add_argument("--readback", required=True)
     parser.add_argument("--guest", required=True)
+    parser.add_argument("--named-guest", required=True, help="a guest image with PVK_GUEST_NOTES(\"tinyos\", \"0.1\")")
     parser.add_argument("--hypervisor", required=True)
     parser.add_argument("-v", action="store_true")
     ARGS = parser.parse_args()

@@ -15,9 +15,10 @@
     .popsection
 .endm
 
-/* Strings go through .ascii with an explicit NUL: gas strips the quotes of a macro argument. */
-xen_note PVK_XEN_ELFNOTE_GUEST_OS, .byte, 'p','v','k','i','t',0
-xen_note PVK_XEN_ELFNOTE_GUEST_VERSION, .byte, '0','.','1',0
+/* GUEST_OS and GUEST_VERSION are the image's: PVK_GUEST_NOTES (pvkit/start.h) defines
+ * pvk_guest_notes with them, or the archive's default_notes.c does, pulled in by this reference. */
+    .globl pvk_guest_notes
+/* Strings go through .byte with an explicit NUL: gas strips the quotes of a macro argument. */
 xen_note PVK_XEN_ELFNOTE_XEN_VERSION, .byte, 'x','e','n','-','3','.','0',0
 xen_note PVK_XEN_ELFNOTE_LOADER, .byte, 'g','e','n','e','r','i','c',0
 xen_note PVK_XEN_ELFNOTE_VIRT_BASE, .quad, __pvk_virt_base
