@@ -13,7 +13,7 @@ include(CMakePackageConfigHelpers)
 
 set(pvkit_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/pvkit)
 install(TARGETS pvkit_abi guest_boot guest_ring guest_events guest_format guest_memory guest_time guest_console
-                guest_grants guest_start guest_xenstore guest_runtime guest_all
+                guest_grants guest_start guest_xenstore guest_traps guest_runtime guest_all
         EXPORT pvkitTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}/pvkit)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/libguest/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

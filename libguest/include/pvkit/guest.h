@@ -16,6 +16,7 @@
 #include <pvkit/memory.h>
 #include <pvkit/start.h>
 #include <pvkit/time.h>
+#include <pvkit/traps.h>
 #include <pvkit/xenstore.h>
 
 #ifdef __cplusplus

@@ -16,7 +16,7 @@ static int check(int holds, const char *what)
 }
 
 /* Whether `text` (NUL-terminated, in memory another domain may change) reads `expected`. */
-static int text_is(const volatile char *text, const char *expected)
+static inline int text_is(const volatile char *text, const char *expected)
 {
     for (; *expected != '\0'; ++text, ++expected)
         if (*text != *expected)
