@@ -84,35 +84,25 @@ static void registers_checks(void)
     check(!events_masked(), "traps: events unmasked again after the handler");
 }
 
+/* Runs `instruction` on the address in rdx; a fault handler sends the code on past it. */
+#define FAULTING(instruction, address)                                                                \
+    __asm__ volatile("lea 1f(%%rip), %%rax\n\t"                                                      \
+                     "mov %%rax, %0\n\t" instruction "\n"                                             \
+                     "1:"                                                                            \
+                     : "=m"(recovery)                                                                \
+                     : "d"(address)                                                                  \
+                     : "rax", "memory")
+
 static void page_fault_checks(void)
 {
-    uint64_t scratch;
-    __asm__ volatile("lea 1f(%%rip), %%rax\n\t"
-                     "mov %%rax, %1\n\t"
-                     "mov (%2), %%rax\n"
-                     "1:"
-                     : "=&a"(scratch), "=m"(recovery)
-                     : "r"(0x10ul)
-                     : "memory");
+    FAULTING("mov (%%rdx), %%rax", 0x10ul);
     check(seen_vector == 14 && seen_address == 0x10 && (seen_error & 3) == 0,
           "traps: a read of 0x10 is a page fault at 0x10, not present, a read");
-    __asm__ volatile("lea 1f(%%rip), %%rax\n\t"
-                     "mov %%rax, %1\n\t"
-                     "movq $1, (%2)\n"
-                     "1:"
-                     : "=&a"(scratch), "=m"(recovery)
-                     : "r"(0x2000ul)
-                     : "memory");
+    FAULTING("movq $1, (%%rdx)", 0x2000ul);
     check(seen_vector == 14 && seen_address == 0x2000 && (seen_error & 3) == 2,
           "traps: a write to 0x2000 is a page fault at 0x2000, a write");
     const uint64_t m2p = 0xffff800000000000ul; /* the hypervisor's M2P: readable, never writable */
-    __asm__ volatile("lea 1f(%%rip), %%rax\n\t"
-                     "mov %%rax, %1\n\t"
-                     "movb $1, (%2)\n"
-                     "1:"
-                     : "=&a"(scratch), "=m"(recovery)
-                     : "r"(m2p)
-                     : "memory");
+    FAULTING("movb $1, (%%rdx)", m2p);
     check(seen_vector == 14 && seen_address == m2p && (seen_error & 3) == 3,
           "traps: a write to the read-only M2P is a protection fault there");
 }
