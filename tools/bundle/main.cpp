@@ -230,9 +230,10 @@ int create_command(const std::vector<std::string>& args) {
             throw Refusal(domain.kernel.string() + ": domains " + std::to_string(earlier->second) + " and " +
                           std::to_string(n) + " are both named '" + domain.name + "' (give --name)");
         configs.push_back({"domains/" + std::to_string(n) + ".cfg", text});
-        report += "domain " + std::to_string(n) + ": " + domain.name + ", " + kernel_path +
-                  (ramdisk_path.empty() ? "" : " + " + ramdisk_path) + ", " + std::to_string(domain.memory_mib) +
-                  " MiB\n";
+        // The entry's file in the bundle, not a domain id: the hypervisor numbers domains from 1.
+        report += "domains/" + std::to_string(n) + ".cfg: " + domain.name + ", " + std::to_string(domain.memory_mib) +
+                  " MiB, kernel " + domain.kernel.string() + " as " + kernel_path +
+                  (ramdisk_path.empty() ? "" : ", ramdisk " + domain.ramdisk.string() + " as " + ramdisk_path) + "\n";
     }
     for (const auto& [path, text] : configs)
         archive.add_file(path, Bytes(reinterpret_cast<const std::byte*>(text.data()),

@@ -17,7 +17,8 @@ extern "C" {
 int pvk_console_init(void);
 /* 0 when all was written, -1 when console_io refused or the ring is broken. */
 int pvk_console_write(const char *text, size_t length);
-/* Waits until the back end has consumed everything written (0), or the deadline passed (-1). */
+/* Waits until the back end has consumed everything written (0), or the deadline passed (-1); the
+ * deadline is pvk_monotonic_ns time, 0 meaning no limit. */
 int pvk_console_flush(uint64_t deadline_ns);
 /* Input from the ring: waits for at least one byte until `deadline_ns` (0: no limit; a deadline
  * already past: no waiting); how many bytes were copied. */

@@ -25,8 +25,9 @@ long pvk_evtchn_bind_ipi(uint32_t vcpu);
 long pvk_evtchn_close(uint32_t port);
 /* EVTCHNOP_send: 0 or a negative Xen errno. */
 long pvk_evtchn_notify(uint32_t port);
-/* 0, or an error of the handler table (1 port out of range, 2 no handler, 3 already bound,
- * 4 not bound: guest/events.hpp's EventError). */
+/* Calls `handler(port, context)` from the upcall for each event on the port, and unmasks the port
+ * (and events, through pvk_events_setup, if not yet). 0, or an error of the handler table (1 port
+ * out of range, 2 no handler, 3 already bound, 4 not bound: guest/events.hpp's EventError). */
 int pvk_evtchn_set_handler(uint32_t port, pvk_evtchn_handler handler, void *context);
 int pvk_evtchn_clear_handler(uint32_t port);
 /* 1 when the port was pending (now cleared), 0 when the deadline passed first. */

@@ -18,7 +18,8 @@ enum pvk_heap_status {
     PVK_HEAP_DOUBLE_FREE = 2, /* the block was freed already */
 };
 
-/* At least `bytes`, or NULL when memory is exhausted or no heap is set up. */
+/* At least `bytes`, or NULL when memory is exhausted or no heap is set up yet (pvk_setup sets it
+ * up, as does the first pvk_page_alloc or pvk_page_get_usage). */
 void *pvk_malloc(size_t bytes);
 /* count * size zeroed bytes; NULL also when the product overflows. */
 void *pvk_calloc(size_t count, size_t size);

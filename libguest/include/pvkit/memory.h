@@ -19,8 +19,9 @@ struct pvk_page {
 };
 
 /* The pages the allocator manages (every page of the domain past the builder's start-of-day
- * layout: kernel, p2m, start_info, store, console, page tables, stack) and how many are free now;
- * zeros before pvk_setup. Its own bitmap, the page tables it added and the heap's pages count as
+ * layout: kernel, p2m, start_info, store, console, page tables, stack) and how many are free now.
+ * Like pvk_page_alloc, it sets the allocator and heap up on first use if pvk_setup has not; zeros
+ * when that fails. Its own bitmap, the page tables it added and the heap's pages count as
  * allocated. */
 struct pvk_page_usage {
     uint64_t pages;
