@@ -112,8 +112,10 @@ void close_device(guest::XenstoreClient& store, Device& device) {
     if (device.phase == Phase::connected) {
         (void)guest::switch_state(store, device.backend_path(), guest::XenbusState::closing);
         device.ring.reset();
-        if (guest::unmap_foreign_grant(device.ring_page) != abi::GNTST_okay)
+        if (guest::unmap_foreign_grant(device.ring_page) != abi::GNTST_okay) {
             pvk_printf("blkback: %s: the ring could not be unmapped\n", device.name);
+            device.refused = true;  // its mapping would be lost on a reconnect
+        }
         (void)guest::close_port(device.port);
         pvk_printf("blkback: domain %u closed %s after %lu requests (%lu reads, %lu writes)\n", device.frontend_id,
                    device.name, static_cast<unsigned long>(device.requests), static_cast<unsigned long>(device.reads),

@@ -9,24 +9,29 @@ namespace blkback {
 namespace abi = pvkit::abi;
 
 namespace {
+RequestPlan answer(std::int16_t status) {
+    RequestPlan plan;
+    plan.status = status;
+    return plan;
+}
+
 constexpr std::uint32_t sectors_per_page = page_bytes / sector_bytes;
 
 // The copies of a READ or WRITE (or a flush carrying data), every segment checked first.
 RequestPlan plan_transfer(const RamDisk& disk, abi::domid_t frontend, const abi::blkif_request& request,
                           bool to_frontend) {
-    RequestPlan plan;
-    plan.status = abi::BLKIF_RSP_ERROR;
     if (request.nr_segments == 0 || request.nr_segments > abi::BLKIF_MAX_SEGMENTS_PER_REQUEST)
-        return plan;
+        return answer(abi::BLKIF_RSP_ERROR);
+    RequestPlan plan;
     std::size_t count = 0;
     std::uint64_t sector = request.sector_number;
     for (std::size_t i = 0; i < request.nr_segments; ++i) {
         const abi::blkif_request_segment& segment = request.seg[i];
         if (segment.first_sect > segment.last_sect || segment.last_sect >= sectors_per_page)
-            return plan;
+            return answer(abi::BLKIF_RSP_ERROR);  // nothing of the segments before either
         const std::uint64_t sectors = segment.last_sect - segment.first_sect + 1u;
         if (sector > disk.sectors || sectors > disk.sectors - sector)
-            return plan;
+            return answer(abi::BLKIF_RSP_ERROR);
         std::uint64_t disk_offset = sector * sector_bytes;
         auto grant_offset = static_cast<std::uint16_t>(segment.first_sect * sector_bytes);
         std::uint64_t left = sectors * sector_bytes;
@@ -40,14 +45,7 @@ RequestPlan plan_transfer(const RamDisk& disk, abi::domid_t frontend, const abi:
         }
         sector += sectors;
     }
-    plan.status = abi::BLKIF_RSP_OKAY;
     plan.count = count;
-    return plan;
-}
-
-RequestPlan answer(std::int16_t status) {
-    RequestPlan plan;
-    plan.status = status;
     return plan;
 }
 }  // namespace

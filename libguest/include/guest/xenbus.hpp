@@ -69,7 +69,8 @@ XsResult<void> switch_state(XenstoreClient& store, std::string_view device, Xenb
 XsResult<void> wait_for_state(XenstoreClient& store, std::string_view other_end, XenbusState wanted,
                               std::uint64_t deadline, XenbusState* seen = nullptr);
 // Waits while `<other_end>/state` is Closing or Closed, as a frontend coming back (Initialising
-// again) does for its backend's answer; the state it then holds, or ETIME.
+// again) does for its backend's answer; the state it then holds (Unknown when the other end is
+// gone), or ETIME.
 XsResult<XenbusState> wait_while_closed(XenstoreClient& store, std::string_view other_end, std::uint64_t deadline);
 
 enum class XenbusEnd : std::uint8_t { backend, frontend };

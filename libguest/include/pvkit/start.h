@@ -24,11 +24,12 @@ volatile struct pvk_shared_info *pvk_shared_info(void);
 #endif
 
 /*
- * PVK_GUEST_NOTES("myos", "1.2"); at file scope in one source of an image names the guest in its
- * Xen ELF notes GUEST_OS and GUEST_VERSION (what the domain builder and `pvkit-bundle check`
- * show). Both are string literals. An image without it says "pvkit" and "0.1" (libguest's own
- * default_notes.c, which the linker takes from the archive only then); using it twice is a
- * duplicate-symbol error at link time.
+ * PVK_GUEST_NOTES("myos", "1.2"); at file scope in one of the image's own sources (not in a static
+ * library of yours, whose member the linker might leave out) names the guest in its Xen ELF notes
+ * GUEST_OS and GUEST_VERSION (what the domain builder and `pvkit-bundle check` show). Both are
+ * string literals. An image without it says "pvkit" and "0.1" (libguest's own default_notes.c,
+ * which the linker takes from the archive only then); two of them are a link error (pvk_guest_notes
+ * defined twice), not a silent choice.
  */
 #define PVK_NOTE_TEXT_(x) #x
 #define PVK_NOTE_TEXT(x) PVK_NOTE_TEXT_(x)
@@ -36,7 +37,7 @@ volatile struct pvk_shared_info *pvk_shared_info(void);
     ".pushsection .note.Xen, \"a\", @note\n.balign 4\n.long 4\n.long 2f - 1f\n.long " PVK_NOTE_TEXT(type)     \
     "\n.asciz \"Xen\"\n.balign 4\n1: .asciz \"" text "\"\n2: .balign 4\n.popsection\n"
 #define PVK_GUEST_NOTES(os, version)                                                                             \
-    __asm__(PVK_XEN_STRING_NOTE(PVK_XEN_ELFNOTE_GUEST_OS, os) PVK_XEN_STRING_NOTE(PVK_XEN_ELFNOTE_GUEST_VERSION,  \
-                                                                                   version)                      \
-            ".globl pvk_guest_notes\n.set pvk_guest_notes, 1\n")
+    __asm__(".pushsection .note.Xen, \"a\", @note\n.balign 4\n.globl pvk_guest_notes\npvk_guest_notes:\n"         \
+            ".popsection\n" PVK_XEN_STRING_NOTE(PVK_XEN_ELFNOTE_GUEST_OS, os)                                     \
+                PVK_XEN_STRING_NOTE(PVK_XEN_ELFNOTE_GUEST_VERSION, version))
 #endif

@@ -122,7 +122,8 @@ int pvk_xenbus_switch_state(struct pvk_xs_client *xs, const char *device, uint32
 int pvk_xenbus_wait_for_state(struct pvk_xs_client *xs, const char *other_end, uint32_t wanted, uint64_t deadline,
                               uint32_t *seen);
 /* Waits while the other end is Closing or Closed (a frontend coming back waits so for its backend);
- * *state gets the state it then holds. */
+ * 0 and *state the state it then holds (PVK_XENBUS_UNKNOWN when the other end is gone), or
+ * -PVK_XEN_ETIME at the deadline, or the store's error. */
 int pvk_xenbus_wait_while_closed(struct pvk_xs_client *xs, const char *other_end, uint64_t deadline, uint32_t *state);
 /* `backend` nonzero: <device>/backend and backend-id, else frontend and frontend-id. */
 int pvk_xenbus_read_other_end(struct pvk_xs_client *xs, const char *device, int backend, char *path,

@@ -1,8 +1,12 @@
-// The exception handlers (pvkit/traps.h): the calling vCPU's trap table, rebuilt whole from the
-// handlers at each change, since set_trap_table only adds entries (a null table clears them all).
+// The exception handlers (pvkit/traps.h). A vector's entry goes into the trap table with its first
+// handler and stays: set_trap_table cannot take one entry out (only clear the whole table, a
+// kernel's own entries too), so a vector whose handler was taken away crashes from the dispatcher.
 #include <guest/start.hpp>
+#include <pvkit/format.h>
 #include <pvkit/hypercalls.hpp>
 #include <pvkit/traps.h>
+
+#include <cstddef>
 
 namespace {
 namespace abi = pvkit::abi;
@@ -31,38 +35,44 @@ char* const entries[vector_count] = {
     pvk_trap_entry_30, pvk_trap_entry_31,
 };
 
+static_assert(sizeof(pvk_trap_frame) == 23 * 8 && offsetof(pvk_trap_frame, fault_address) == 15 * 8 &&
+                  offsetof(pvk_trap_frame, rip) == 18 * 8,
+              "entry.S pushes 15 registers and fault_address above the vector, error code and iret frame");
+
 pvk_trap_handler handlers[vector_count];
 
-// The table for `wanted` (a handler per vector, or null), ended by a null entry; 0 or the
-// hypercall's error.
-long install(const pvk_trap_handler (&wanted)[vector_count]) {
-    abi::trap_info table[vector_count + 1] = {};
-    unsigned count = 0;
-    for (unsigned vector = 0; vector < vector_count; ++vector) {
-        if (wanted[vector] == nullptr)
-            continue;
-        const bool from_user = vector == 3 || vector == 4;
-        table[count++] = {static_cast<std::uint8_t>(vector),
-                          static_cast<std::uint8_t>(events_masked | (from_user ? user_may_raise : 0)),
-                          static_cast<std::uint16_t>(abi::FLAT_KERNEL_CS), reinterpret_cast<std::uint64_t>(entries[vector])};
-    }
-    // set_trap_table only adds entries: a null table clears the old ones first.
-    if (const long cleared = hypercall::set_trap_table(nullptr); cleared != 0)
-        return cleared;
-    return count == 0 ? 0 : hypercall::set_trap_table(table);
+// Points `vector` at its entry in the calling vCPU's table (set_trap_table replaces the entries it
+// is given and leaves the others); 0 or the hypercall's error.
+long install(unsigned vector) {
+    const bool from_user = vector == 3 || vector == 4;
+    abi::trap_info table[2] = {{static_cast<std::uint8_t>(vector),
+                                static_cast<std::uint8_t>(events_masked | (from_user ? user_may_raise : 0)),
+                                static_cast<std::uint16_t>(abi::FLAT_KERNEL_CS),
+                                reinterpret_cast<std::uint64_t>(entries[vector])},
+                               {}};
+    return hypercall::set_trap_table(table);
+}
+
+[[noreturn]] void crash(const pvk_trap_frame& frame) {
+    char line[160];
+    const int length = pvk_snprintf(line, sizeof line,
+                                    "pvkit: exception %lu with no handler: error code 0x%lx, rip 0x%lx, fault address 0x%lx\n",
+                                    static_cast<unsigned long>(frame.vector), static_cast<unsigned long>(frame.error_code),
+                                    static_cast<unsigned long>(frame.rip), static_cast<unsigned long>(frame.fault_address));
+    if (length > 0)
+        (void)hypercall::console_io(abi::CONSOLEIO_write, static_cast<std::uint32_t>(length), line);
+    abi::sched_shutdown request{abi::SHUTDOWN_crash};
+    for (;;)  // SCHEDOP_shutdown does not return; if a broken hypervisor lets it, ask again
+        hypercall::schedop_shutdown(&request);
 }
 }  // namespace
 
 extern "C" int pvk_trap_set_handler(unsigned vector, pvk_trap_handler handler) {
     if (vector >= vector_count || entries[vector] == nullptr)
         return -static_cast<int>(abi::XEN_EINVAL);
-    pvk_trap_handler wanted[vector_count];
-    for (unsigned i = 0; i < vector_count; ++i)
-        wanted[i] = handlers[i];
-    wanted[vector] = handler;
-    if (const long installed = install(wanted); installed != 0) {
-        (void)install(handlers);  // the table as it was
-        return static_cast<int>(installed);
+    if (handler != nullptr) {
+        if (const long installed = install(vector); installed != 0)
+            return static_cast<int>(installed);
     }
     handlers[vector] = handler;
     return 0;
@@ -73,10 +83,7 @@ extern "C" void pvk_trap_dispatch(pvk_trap_frame* frame) {
     if (frame->vector == page_fault)
         frame->fault_address = pvkit::guest::shared_info().vcpu_info[0].arch.cr2;
     const pvk_trap_handler handler = frame->vector < vector_count ? handlers[frame->vector] : nullptr;
-    if (handler == nullptr) {  // taken away meanwhile: as if there had been none
-        abi::sched_shutdown request{abi::SHUTDOWN_crash};
-        for (;;)
-            hypercall::schedop_shutdown(&request);
-    }
+    if (handler == nullptr)
+        crash(*frame);
     handler(frame);
 }

@@ -113,12 +113,14 @@ TEST_CASE_METHOD(DiskFixture, "blkback: malformed segments refuse the whole requ
     CHECK(plan_request(disk, frontend, request_of(abi::BLKIF_OP_READ, 0, 1, 5, 4)).status == error);
     CHECK(plan_request(disk, frontend, request_of(abi::BLKIF_OP_READ, 0, 1, 0, 8)).status == error);
     CHECK(plan_request(disk, frontend, request_of(abi::BLKIF_OP_READ, 0, 1, 255, 255)).status == error);
-    // Ten good segments, then a bad one: nothing of the first ten is copied.
+    // Ten good segments, then a bad one: nothing of the first ten is planned.
     abi::blkif_request request = request_of(abi::BLKIF_OP_WRITE, 0, 11);
     request.seg[10].last_sect = 9;
     const RequestPlan plan = plan_request(disk, frontend, request);
     CHECK(plan.status == error);
     CHECK(plan.count == 0);
+    for (const pvkit::guest::GrantCopy& copy : plan.copies)
+        CHECK((copy.local == nullptr && copy.length == 0));
 }
 
 TEST_CASE_METHOD(DiskFixture, "blkback: a read-only disk is read, never written, flushes with data included",
