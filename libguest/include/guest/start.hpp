@@ -41,6 +41,8 @@ BootLayout boot_layout(const abi::start_info& info, std::uint64_t virt_base, std
 
 // Runtime (images only).
 const abi::start_info& start_info();
+// SCHEDOP_shutdown with `reason`: how pvk_main's return ends the domain, and a fault's crash.
+[[noreturn]] void shut_down(abi::ShutdownReason reason);
 // The shared_info page, mapped on first use; vCPU 0's vcpu_info is vcpu_info[0].
 abi::shared_info& shared_info();
 // The page allocator and heap over the free pfns, set up on first use; null if that failed.

@@ -15,22 +15,23 @@ void run_constructors() {
         (*constructor)();
 }
 
-[[noreturn]] void shut_down(pvkit::abi::ShutdownReason reason) {
-    pvkit::abi::sched_shutdown request{static_cast<unsigned>(reason)};
-    for (;;)  // SCHEDOP_shutdown does not return; if a broken hypervisor lets it, ask again
-        pvkit::hypercall::schedop_shutdown(&request);
-}
 }  // namespace
 
 extern "C" const pvk_start_info* pvk_start_info_page(void) { return saved_start_info; }
 
 namespace pvkit::guest {
 const abi::start_info& start_info() { return *reinterpret_cast<const abi::start_info*>(saved_start_info); }
+
+void shut_down(abi::ShutdownReason reason) {
+    abi::sched_shutdown request{static_cast<unsigned>(reason)};
+    for (;;)  // SCHEDOP_shutdown does not return; if a broken hypervisor lets it, ask again
+        hypercall::schedop_shutdown(&request);
+}
 }  // namespace pvkit::guest
 
 extern "C" [[noreturn]] void pvk_start(const pvk_start_info* start_info) {
     saved_start_info = start_info;
     run_constructors();
     const int status = pvk_main(start_info);
-    shut_down(status == 0 ? pvkit::abi::ShutdownReason::poweroff : pvkit::abi::ShutdownReason::crash);
+    pvkit::guest::shut_down(status == 0 ? pvkit::abi::ShutdownReason::poweroff : pvkit::abi::ShutdownReason::crash);
 }

@@ -55,9 +55,10 @@ void* Heap::allocate_small(unsigned size_class) {
     free_lists_[size_class] = header->next_free;
     header->tag = BlockTag::used_small;
     header->next_free = nullptr;
+    void* block = reinterpret_cast<unsigned char*>(header) + header_bytes;
     ++blocks_in_use_;
-    bytes_in_use_ += header->size - header_bytes;
-    return reinterpret_cast<unsigned char*>(header) + header_bytes;
+    bytes_in_use_ += usable_size(block);
+    return block;
 }
 
 void* Heap::allocate_large(std::size_t bytes) {
@@ -72,9 +73,10 @@ void* Heap::allocate_large(std::size_t bytes) {
     header->tag = BlockTag::used_large;
     header->size = static_cast<std::uint32_t>(count);
     header->first = run.first.value;
+    void* block = reinterpret_cast<unsigned char*>(header) + header_bytes;
     ++blocks_in_use_;
-    bytes_in_use_ += count * page_bytes - header_bytes;
-    return reinterpret_cast<unsigned char*>(header) + header_bytes;
+    bytes_in_use_ += usable_size(block);
+    return block;
 }
 
 void* Heap::allocate(std::size_t bytes) {
@@ -98,11 +100,11 @@ HeapError Heap::free(void* block) {
         if (size_class >= class_count || slot_bytes(size_class) != header->size ||
             reinterpret_cast<std::uintptr_t>(header) % header->size != 0)
             return HeapError::not_heap_block;
+        --blocks_in_use_;
+        bytes_in_use_ -= usable_size(block);  // while the tag still says used
         header->tag = BlockTag::free_small;
         header->next_free = free_lists_[size_class];
         free_lists_[size_class] = header;
-        --blocks_in_use_;
-        bytes_in_use_ -= header->size - header_bytes;
         return HeapError::none;
     }
     case BlockTag::used_large: {
@@ -114,10 +116,10 @@ HeapError Heap::free(void* block) {
         for (std::uint64_t i = 0; i < header->size; ++i)
             if (!pages_->allocated(Pfn{first.value + i}))
                 return HeapError::not_heap_block;
+        --blocks_in_use_;
+        bytes_in_use_ -= usable_size(block);  // while the tag still says used
         header->tag = BlockTag{0};  // the pages go back: a second free finds no tag
         (void)pages_->free(first, header->size);  // cannot fail: checked just above
-        --blocks_in_use_;
-        bytes_in_use_ -= header->size * page_bytes - header_bytes;
         return HeapError::none;
     }
     }

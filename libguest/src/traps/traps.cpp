@@ -61,9 +61,7 @@ long install(unsigned vector) {
                                     static_cast<unsigned long>(frame.rip), static_cast<unsigned long>(frame.fault_address));
     if (length > 0)
         (void)hypercall::console_io(abi::CONSOLEIO_write, static_cast<std::uint32_t>(length), line);
-    abi::sched_shutdown request{abi::SHUTDOWN_crash};
-    for (;;)  // SCHEDOP_shutdown does not return; if a broken hypervisor lets it, ask again
-        hypercall::schedop_shutdown(&request);
+    pvkit::guest::shut_down(abi::ShutdownReason::crash);
 }
 }  // namespace
 
